@@ -1,0 +1,187 @@
+"""From raw input bytes to signed metric facts: decode, validate, classify, fold.
+
+Every record gets exactly one outcome: accepted (with the facts it changed),
+duplicate, or rejected with a dead-letter reason code from SPEC §2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from stream_app.core import lifecycle
+from stream_app.core.aggregate import Fact, fact_delta
+from stream_app.core.formulas import SCALES, score_range
+from stream_app.core.lifecycle import LifecycleRules, State
+from stream_app.core.timeutil import parse_rfc3339_ms
+from stream_app.core.windows import Timeline
+
+#: input topic → (schema name, entity kind, id field)
+INPUTS: dict[str, tuple[str, str, str]] = {
+    "cx.tickets": ("ticket", "ticket", "ticket_id"),
+    "cx.chats": ("chat", "chat", "chat_id"),
+    "cx.surveys": ("survey", "survey", "response_id"),
+}
+MAX_DETAIL = 300
+
+
+def schema_dir() -> Path:
+    """`schemas/` packaged inside the wheel, or at the repository root in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "schemas", here.parent / "schemas"):
+        if (candidate / "ticket.v1.json").is_file():
+            return candidate
+    raise FileNotFoundError("schemas/ not found next to the package or the checkout")
+
+
+class Schemas:
+    """JSON Schema validators, compiled once per file (never per message)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        directory = directory or schema_dir()
+        self.validators: dict[str, Draft202012Validator] = {}
+        for path in sorted(directory.glob("*.v1.json")):
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            Draft202012Validator.check_schema(schema)
+            self.validators[path.name.removesuffix(".v1.json")] = Draft202012Validator(schema)
+
+    def error(self, name: str, document: Any) -> str | None:
+        """The most relevant violation as one line, or None when valid."""
+        validator = self.validators[name]
+        if validator.is_valid(document):
+            return None
+        error = best_match(validator.iter_errors(document))
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return f"{where}: {error.message}"[:MAX_DETAIL]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    detail: str
+
+
+@dataclass
+class Accepted:
+    """An applied event and the signed facts it changed (may be empty)."""
+
+    delta: list[tuple[Fact, int]] = field(default_factory=list)
+
+
+DUPLICATE = "duplicate"
+Outcome = Accepted | Rejected | str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    event: dict[str, Any]
+    at_ms: int
+    entity_id: str
+
+
+class Intake:
+    def __init__(
+        self,
+        schemas: Schemas,
+        channels: frozenset[str],
+        timeline: Timeline,
+        rules: LifecycleRules,
+    ) -> None:
+        self.schemas = schemas
+        self.channels = channels
+        self.timeline = timeline
+        self.rules = rules
+
+    def decode(self, topic: str, raw: bytes | None, now_ms: int) -> Decoded | Rejected:
+        schema_name, _, id_field = INPUTS[topic]
+        if not raw:
+            return Rejected("invalid_json", "empty record value")
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Rejected("invalid_json", str(exc)[:MAX_DETAIL])
+        problem = self.schemas.error(schema_name, event)
+        if problem is not None:
+            return Rejected("schema", problem)
+        try:
+            at_ms = parse_rfc3339_ms(event["occurred_at"])
+        except ValueError as exc:
+            return Rejected("schema", f"occurred_at: {exc}"[:MAX_DETAIL])
+        if event["channel"] not in self.channels:
+            allowed = ",".join(sorted(self.channels))
+            return Rejected("unknown_channel", f"channel {event['channel']!r} not in {allowed}")
+        if schema_name == "survey":
+            survey = event["survey"]
+            scale = int(event.get("scale") or SCALES[survey][0])
+            low, high = score_range(survey, scale)
+            if not low <= event["score"] <= high:
+                return Rejected(
+                    "score_out_of_range",
+                    f"{survey} score {event['score']} outside {low}-{high} (scale {scale})",
+                )
+        late = self.timeline.lateness(at_ms, now_ms)
+        if late is not None:
+            return Rejected(late, f"occurred_at {event['occurred_at']} is {_lateness_text(late)}")
+        return Decoded(event, at_ms, str(event[id_field]))
+
+    def apply(self, topic: str, decoded: Decoded, store: MutableMapping[str, State]) -> Outcome:
+        """Fold a valid event into its entity's state in `store`; return the fact delta."""
+        _, kind, _ = INPUTS[topic]
+        event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
+        if kind == "survey":
+            if key in store:
+                return DUPLICATE
+            store[key] = {"lt": at_ms}
+            survey = event["survey"]
+            scale = int(event.get("scale") or SCALES[survey][0])
+            return Accepted([(lifecycle.survey_fact(event, at_ms, scale), 1)])
+        state = store.get(key) or {}
+        facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
+        fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
+        before = facts(state, self.rules) if state else []
+        if not fold(state, event, at_ms):
+            return DUPLICATE
+        after = facts(state, self.rules)
+        store[key] = state
+        return Accepted(fact_delta(before, after))
+
+    def process(
+        self, topic: str, raw: bytes | None, now_ms: int, store: MutableMapping[str, State]
+    ) -> Outcome:
+        decoded = self.decode(topic, raw, now_ms)
+        if isinstance(decoded, Rejected):
+            return decoded
+        return self.apply(topic, decoded, store)
+
+    def expire(
+        self, kind: str, store: MutableMapping[str, State], now_ms: int, open_ttl_ms: int
+    ) -> tuple[list[str], list[tuple[Fact, int]]]:
+        """Drop finished (or abandoned) state; returns the keys and the backlog facts to retract.
+
+        Only the non-windowed `open` fact is retracted: windowed facts stay in their
+        buckets, which age out on their own.
+        """
+        retention = self.timeline.retention_ms
+        gone: list[str] = []
+        retract: list[tuple[Fact, int]] = []
+        for key, state in list(store.items()):
+            if lifecycle.expired(kind, state, now_ms, retention, open_ttl_ms):
+                gone.append(key)
+                if kind == "ticket" and lifecycle.ticket_is_open(state):
+                    retract.extend(
+                        (f, -1) for f in lifecycle.ticket_facts(state, self.rules) if f[2] == "open"
+                    )
+        for key in gone:
+            del store[key]
+        return gone, retract
+
+
+def _lateness_text(reason: str) -> str:
+    return "older than retention" if reason == "too_late" else "too far in the future"

@@ -1,0 +1,123 @@
+"""Per-channel scores: partial aggregates in, window snapshots out.
+
+Stage one (per input partition) turns fact deltas into `Partials`, one per
+channel plus the `all` rollup; stage two (per channel, one owner) folds them
+into a `Scoreboard`. The reference computation in tests uses the very same
+two classes without any broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stream_app.core.aggregate import Aggregate, Fact
+from stream_app.core.snapshot import build_snapshot
+from stream_app.core.timeutil import format_ms
+from stream_app.core.windows import ChannelWindows, Timeline
+
+ALL = "all"
+
+
+class ChannelPartial:
+    """Summed deltas for one channel since the last flush."""
+
+    __slots__ = ("buckets", "open_delta")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, Aggregate] = {}
+        self.open_delta = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "b": {str(b): agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
+            "o": self.open_delta,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ChannelPartial:
+        partial = cls()
+        partial.buckets = {int(b): Aggregate.from_json(a) for b, a in raw.get("b", {}).items()}
+        partial.open_delta = int(raw.get("o", 0))
+        return partial
+
+    def is_empty(self) -> bool:
+        return not self.open_delta and all(a.is_empty() for a in self.buckets.values())
+
+
+class Partials:
+    """Pre-aggregation: many events' facts become one partial per channel."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.channels: dict[str, ChannelPartial] = {}
+
+    def add(self, delta: Iterable[tuple[Fact, int]]) -> None:
+        for fact, sign in delta:
+            channel, at_ms, kind = fact[0], fact[1], fact[2]
+            for name in (channel, ALL):
+                partial = self.channels.get(name)
+                if partial is None:
+                    partial = self.channels[name] = ChannelPartial()
+                if kind == "open":
+                    partial.open_delta += sign
+                    continue
+                bucket = self.timeline.bucket_of(at_ms)
+                agg = partial.buckets.get(bucket)
+                if agg is None:
+                    agg = partial.buckets[bucket] = Aggregate()
+                agg.add_fact(fact, sign)
+
+    def drain(self) -> dict[str, ChannelPartial]:
+        ready = {c: p for c, p in self.channels.items() if not p.is_empty()}
+        self.channels = {}
+        return ready
+
+
+class Scoreboard:
+    """Windows and backlog of the channels this process owns."""
+
+    def __init__(self, timeline: Timeline, now_ms: int) -> None:
+        self.timeline = timeline
+        self.now_ms = now_ms
+        self.channels: dict[str, ChannelWindows] = {}
+        self.open_tickets: dict[str, int] = {}
+
+    def _windows(self, channel: str) -> ChannelWindows:
+        found = self.channels.get(channel)
+        if found is None:
+            found = self.channels[channel] = ChannelWindows(self.timeline, self.now_ms)
+        return found
+
+    def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
+        """Fold a partial in; returns the buckets it actually changed (held ones)."""
+        windows = self._windows(channel)
+        changed = [b for b, agg in partial.buckets.items() if windows.apply(b, agg)]
+        if partial.open_delta:
+            self.open_tickets[channel] = self.open_tickets.get(channel, 0) + partial.open_delta
+        return changed
+
+    def advance(self, now_ms: int) -> dict[str, list[int]]:
+        """Slide every window to `now_ms`; returns dropped buckets per channel."""
+        self.now_ms = now_ms
+        return {c: w.advance(now_ms) for c, w in self.channels.items()}
+
+    def forget(self, channel: str) -> None:
+        """Stop reporting a channel whose partition moved to another worker."""
+        self.channels.pop(channel, None)
+        self.open_tickets.pop(channel, None)
+
+    def owned(self) -> list[str]:
+        return sorted(set(self.channels) | set(self.open_tickets))
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        as_of = format_ms(self.now_ms)
+        result = []
+        for channel in self.owned():
+            windows = self._windows(channel)
+            open_now = self.open_tickets.get(channel, 0)
+            for spec in self.timeline.windows:
+                result.append(
+                    build_snapshot(channel, spec.name, windows.window(spec.name), open_now, as_of)
+                )
+        return result

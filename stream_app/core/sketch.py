@@ -1,0 +1,86 @@
+"""A mergeable, retractable percentile sketch with ≤ 1% relative error.
+
+The key mapping is ddsketch's LogarithmicMapping (the DDSketch paper's proof of
+the relative-error bound lives there). Its own stores only accept positive
+weights, but out-of-order ticket events can move a first-response time after
+it was counted, so we keep plain signed counts per key: retracting a value is
+adding −1 at its key, and merging two sketches is adding their counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ddsketch.mapping import LogarithmicMapping
+
+RELATIVE_ACCURACY = 0.01
+_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+#: Key for values too small to map (durations of 0 ms); sorts below every real key.
+ZERO_KEY = -(2**31)
+
+Counts = dict[int, int]
+
+
+def key_of(value: float) -> int:
+    """Bucket key for a non-negative value (negatives are clamped to zero)."""
+    if value < 1e-9:
+        return ZERO_KEY
+    return int(_MAPPING.key(value))
+
+
+def value_of(key: int) -> float:
+    return 0.0 if key == ZERO_KEY else float(_MAPPING.value(key))
+
+
+def add(counts: Counts, value: float, weight: int = 1) -> None:
+    """Add (weight > 0) or retract (weight < 0) one value; empty keys disappear."""
+    key = key_of(value)
+    merged = counts.get(key, 0) + weight
+    if merged:
+        counts[key] = merged
+    else:
+        counts.pop(key, None)
+
+
+def merge_into(target: Counts, other: Mapping[int, int], sign: int = 1) -> None:
+    for key, count in other.items():
+        merged = target.get(key, 0) + sign * count
+        if merged:
+            target[key] = merged
+        else:
+            target.pop(key, None)
+
+
+def total(counts: Mapping[int, int]) -> int:
+    return sum(counts.values())
+
+
+def quantiles(counts: Mapping[int, int], qs: Iterable[float]) -> dict[float, float | None]:
+    """DDSketch's quantile rule: the key holding rank ⌊q·(n−1)⌋ (0-based), per q.
+
+    Returns None for every q of an empty sketch.
+    """
+    n = total(counts)
+    wanted = sorted(qs)
+    if n <= 0:
+        return {q: None for q in wanted}
+    result: dict[float, float | None] = {}
+    ordered = sorted(counts.items())
+    index = 0
+    seen = ordered[0][1]
+    for q in wanted:
+        rank = int(q * (n - 1))
+        while seen <= rank and index + 1 < len(ordered):
+            index += 1
+            seen += ordered[index][1]
+        result[q] = value_of(ordered[index][0])
+    return result
+
+
+def encode(counts: Mapping[int, int]) -> dict[str, int]:
+    """JSON-safe form (string keys)."""
+    return {str(k): v for k, v in counts.items()}
+
+
+def decode(raw: Mapping[str, int]) -> Counts:
+    return {int(k): int(v) for k, v in raw.items()}

@@ -1,0 +1,32 @@
+"""SLA targets (SPEC §5, seed 002): presets, overridable per channel and priority."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream_app.core.timeutil import HOUR_MS
+
+#: preset → (first response ms, resolution ms)
+PRESETS: dict[str, tuple[int, int]] = {
+    "it_services": (2 * HOUR_MS, 8 * HOUR_MS),
+    "retail": (24 * HOUR_MS, 48 * HOUR_MS),
+    "finance": (4 * HOUR_MS, 24 * HOUR_MS),
+}
+TARGETS = ("first_response", "resolution")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass(frozen=True)
+class SlaTargets:
+    """Targets from a preset, with overrides keyed (channel|"*", priority|"*", target)."""
+
+    preset: str = "it_services"
+    overrides: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def target_ms(self, target: str, channel: str, priority: str) -> int:
+        for key in ((channel, priority), (channel, "*"), ("*", priority)):
+            found = self.overrides.get((*key, target))
+            if found is not None:
+                return found
+        first_response, resolution = PRESETS[self.preset]
+        return first_response if target == "first_response" else resolution

@@ -1,0 +1,92 @@
+"""Turn a window's aggregate into the SPEC §6 score snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_app.core import sketch
+from stream_app.core.aggregate import Aggregate
+from stream_app.core.formulas import mean, nps, nps_interval, ratio, wilson_interval
+
+QUANTILES = (0.5, 0.9)
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _ci(bounds: tuple[float, float] | None, digits: int = 4) -> list[float] | None:
+    return None if bounds is None else [round(bounds[0], digits), round(bounds[1], digits)]
+
+
+def _share(agg: Aggregate, hits: str, n: str) -> dict[str, Any]:
+    k, total = agg.get(hits), agg.get(n)
+    return {"value": _round(ratio(k, total)), "n": total, "ci95": _ci(wilson_interval(k, total))}
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 3)
+
+
+def _durations(agg: Aggregate, name: str) -> dict[str, Any]:
+    counts = agg.sketches.get(name, {})
+    n = sketch.total(counts)
+    qs = sketch.quantiles(counts, QUANTILES)
+    to_s = lambda ms: None if ms is None else round(ms / 1000, 3)  # noqa: E731
+    return {
+        "p50": _seconds(qs[0.5]),
+        "p90": _seconds(qs[0.9]),
+        "mean": _seconds(mean(agg.get(f"{name}_sum"), n)),
+        "n": n,
+    }
+
+
+def build_snapshot(
+    channel: str, window: str, agg: Aggregate, open_tickets: int, as_of: str
+) -> dict[str, Any]:
+    """The JSON object published on `cx.metrics` and served by `/api/v1/scores`.
+
+    Values are null when n = 0: an empty window has no score, not a score of 0.
+    """
+    nps_n, pro, det = agg.get("nps_n"), agg.get("nps_pro"), agg.get("nps_det")
+    ces_n = agg.get("ces_n")
+    ces = _share(agg, "ces_ok", "ces_n")
+    ces["mean"] = _round(mean(agg.get("ces_sum"), ces_n), 3)
+    return {
+        "channel": channel,
+        "window": window,
+        "as_of": as_of,
+        "csat": _share(agg, "csat_ok", "csat_n"),
+        "nps": {
+            "value": _round(nps(pro, det, nps_n), 2),
+            "n": nps_n,
+            "ci95": _ci(nps_interval(pro, det, nps_n), 2),
+            "promoters": pro,
+            "detractors": det,
+        },
+        "ces": {"value": ces["value"], "mean": ces["mean"], "n": ces_n, "ci95": ces["ci95"]},
+        "fcr": _share(agg, "fcr_ok", "fcr_n"),
+        "first_response_seconds": _durations(agg, "frt"),
+        "resolution_seconds": _durations(agg, "res"),
+        "chat_wait_seconds": _durations(agg, "wait"),
+        "abandoned": _share(agg, "aband", "end_n"),
+        "sla": {
+            "first_response": _share(agg, "slafr_ok", "slafr_n"),
+            "resolution": _share(agg, "slares_ok", "slares_n"),
+        },
+        "volume": {
+            "tickets": agg.get("tickets"),
+            "chats": agg.get("chats"),
+            "surveys": agg.get("surveys"),
+        },
+        "open_tickets": open_tickets,
+    }
+
+
+def same_scores(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Equal apart from `as_of`: decides whether a snapshot needs re-publishing."""
+    if a is None:
+        return False
+    return {k: v for k, v in a.items() if k != "as_of"} == {
+        k: v for k, v in b.items() if k != "as_of"
+    }
