@@ -62,9 +62,7 @@ def nps(promoters: int, detractors: int, n: int) -> float | None:
     return 100.0 * (promoters - detractors) / n
 
 
-def nps_interval(
-    promoters: int, detractors: int, n: int, z: float = Z95
-) -> tuple[float, float] | None:
+def nps_interval(promoters: int, detractors: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """Normal approximation: NPS is the mean of a +100/0/−100 variable per response."""
     if n <= 0:
         return None

@@ -102,9 +102,7 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
         agent_replies_before = sum(1 for t in replies if t <= first_resolved)
         customer = state.get("cu")
         followed_up = customer is not None and customer < first_resolved
-        revoked = any(
-            first_resolved < t <= first_resolved + rules.fcr_reopen_ms for t in state.get("ro", [])
-        )
+        revoked = any(first_resolved < t <= first_resolved + rules.fcr_reopen_ms for t in state.get("ro", []))
         first_contact = agent_replies_before <= 1 and not followed_up and not revoked
         facts.append((channel, first_resolved, "resolved_contact", 0, int(first_contact)))
     if ticket_is_open(state):

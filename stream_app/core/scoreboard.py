@@ -117,7 +117,5 @@ class Scoreboard:
             windows = self._windows(channel)
             open_now = self.open_tickets.get(channel, 0)
             for spec in self.timeline.windows:
-                result.append(
-                    build_snapshot(channel, spec.name, windows.window(spec.name), open_now, as_of)
-                )
+                result.append(build_snapshot(channel, spec.name, windows.window(spec.name), open_now, as_of))
         return result

@@ -32,7 +32,6 @@ def _durations(agg: Aggregate, name: str) -> dict[str, Any]:
     counts = agg.sketches.get(name, {})
     n = sketch.total(counts)
     qs = sketch.quantiles(counts, QUANTILES)
-    to_s = lambda ms: None if ms is None else round(ms / 1000, 3)  # noqa: E731
     return {
         "p50": _seconds(qs[0.5]),
         "p90": _seconds(qs[0.9]),
@@ -87,6 +86,4 @@ def same_scores(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
     """Equal apart from `as_of`: decides whether a snapshot needs re-publishing."""
     if a is None:
         return False
-    return {k: v for k, v in a.items() if k != "as_of"} == {
-        k: v for k, v in b.items() if k != "as_of"
-    }
+    return {k: v for k, v in a.items() if k != "as_of"} == {k: v for k, v in b.items() if k != "as_of"}

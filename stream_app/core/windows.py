@@ -86,9 +86,7 @@ class ChannelWindows:
         self.timeline = timeline
         self.buckets: dict[int, Aggregate] = {}
         self.windows: dict[str, Aggregate] = {w.name: Aggregate() for w in timeline.windows}
-        self.edges: dict[str, int] = {
-            w.name: timeline.lower_edge(w, now_ms) for w in timeline.windows
-        }
+        self.edges: dict[str, int] = {w.name: timeline.lower_edge(w, now_ms) for w in timeline.windows}
         self.now_ms = now_ms
 
     def apply(self, bucket: int, delta: Aggregate) -> bool:

@@ -39,7 +39,8 @@ def test_nps_classes(score: int, cls: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("score", "scale", "agrees"), [(7, 7, True), (5, 7, True), (4, 7, False), (5, 5, True), (4, 5, True), (3, 5, False)]
+    ("score", "scale", "agrees"),
+    [(7, 7, True), (5, 7, True), (4, 7, False), (5, 5, True), (4, 5, True), (3, 5, False)],
 )
 def test_ces_agreement(score: int, scale: int, agrees: bool) -> None:
     assert f.ces_agrees(score, scale) is agrees

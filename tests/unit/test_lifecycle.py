@@ -71,8 +71,12 @@ def test_fcr_customer_follow_up_is_not_first_contact() -> None:
 def test_fcr_reopen_within_window_revokes_and_counts_once() -> None:
     state = ticket(("ticket.created", T0), ("ticket.resolved", T0 + HOUR_MS))
     assert kinds(ticket_facts(state, RULES), "resolved_contact")[0][4] == 1
-    apply_ticket_event(state, event("ticket.reopened", T0 + 2 * DAY_MS, "email", ticket_id="t1"), T0 + 2 * DAY_MS)
-    apply_ticket_event(state, event("ticket.resolved", T0 + 3 * DAY_MS, "email", ticket_id="t1"), T0 + 3 * DAY_MS)
+    apply_ticket_event(
+        state, event("ticket.reopened", T0 + 2 * DAY_MS, "email", ticket_id="t1"), T0 + 2 * DAY_MS
+    )
+    apply_ticket_event(
+        state, event("ticket.resolved", T0 + 3 * DAY_MS, "email", ticket_id="t1"), T0 + 3 * DAY_MS
+    )
     contacts = kinds(ticket_facts(state, RULES), "resolved_contact")
     # still one resolved contact, in the window of the first resolution, credit revoked
     assert contacts == [("email", T0 + HOUR_MS, "resolved_contact", 0, 0)]

@@ -21,10 +21,26 @@ def ticket_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
     channel = draw(st.sampled_from(CHANNELS))
     tid = f"t{n}"
     start = NOW - draw(offsets)
-    out = [("cx.tickets", event("ticket.created", start, channel, ticket_id=tid,
-                                priority=draw(st.sampled_from(["low", "normal", "urgent"]))))]
-    for kind in draw(st.lists(st.sampled_from(
-        ["ticket.agent_replied", "ticket.customer_replied", "ticket.resolved", "ticket.reopened"]), max_size=5)):
+    out = [
+        (
+            "cx.tickets",
+            event(
+                "ticket.created",
+                start,
+                channel,
+                ticket_id=tid,
+                priority=draw(st.sampled_from(["low", "normal", "urgent"])),
+            ),
+        )
+    ]
+    for kind in draw(
+        st.lists(
+            st.sampled_from(
+                ["ticket.agent_replied", "ticket.customer_replied", "ticket.resolved", "ticket.reopened"]
+            ),
+            max_size=5,
+        )
+    ):
         at = min(NOW, start + draw(st.integers(0, 10 * HOUR_MS)))
         out.append(("cx.tickets", event(kind, at, channel, ticket_id=tid)))
     return out
@@ -36,8 +52,12 @@ def chat_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
     cid = f"c{n}"
     start = NOW - draw(offsets)
     out = [("cx.chats", event("chat.started", start, channel, chat_id=cid))]
-    for kind in draw(st.lists(st.sampled_from(
-        ["chat.agent_joined", "chat.message", "chat.transferred", "chat.ended"]), max_size=5)):
+    for kind in draw(
+        st.lists(
+            st.sampled_from(["chat.agent_joined", "chat.message", "chat.transferred", "chat.ended"]),
+            max_size=5,
+        )
+    ):
         at = min(NOW, start + draw(st.integers(0, 30 * MINUTE_MS)))
         extra: dict[str, Any] = {}
         if kind == "chat.message":
@@ -51,7 +71,9 @@ def chat_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
 @st.composite
 def survey_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
     kind = draw(st.sampled_from(["csat", "nps", "ces"]))
-    score = draw(st.integers(1, 5) if kind == "csat" else st.integers(0, 10) if kind == "nps" else st.integers(1, 7))
+    score = draw(
+        st.integers(1, 5) if kind == "csat" else st.integers(0, 10) if kind == "nps" else st.integers(1, 7)
+    )
     at = NOW - draw(offsets)
     return [("cx.surveys", survey(kind, score, at, draw(st.sampled_from(CHANNELS)), response_id=f"r{n}"))]
 

@@ -1,0 +1,206 @@
+"""`stream-app worker | demo | generate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_app import config
+from stream_app.config import ConfigError, Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return config.load(
+        broker=config._brokers(args.broker) if getattr(args, "broker", None) else None,
+        web_port=getattr(args, "web_port", None),
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    import faust
+
+    from stream_app.service import CxService
+    from stream_app.topics import ensure_topics
+
+    asyncio.run(ensure_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    service = CxService(settings)
+    worker = faust.Worker(service.app, loglevel=settings.log_level.upper(), redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from stream_app.core.timeutil import parse_duration_ms
+    from stream_app.generator import Drop, produce
+
+    settings = _settings(args)
+    drop = None
+    if args.drop_channel:
+        start = int(time.time() * 1000) + parse_duration_ms(args.drop_after)
+        drop = Drop(args.drop_channel, start, start + parse_duration_ms(args.drop_for))
+    sent = asyncio.run(
+        produce(
+            settings.bootstrap,
+            args.rate,
+            args.duration,
+            args.seed,
+            backfill_ms=parse_duration_ms(args.backfill),
+            drop=drop,
+            channels=list(settings.channels),
+        )
+    )
+    print(f"produced {sent} records to {settings.bootstrap}")
+    return 0
+
+
+def _print_scores(url: str) -> None:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/scores?window=15m", timeout=2) as response:
+            scores: list[dict[str, Any]] = orjson.loads(response.read())
+    except OSError:
+        print("  (waiting for the worker…)")
+        return
+    if not scores:
+        print("  (worker is joining the group; first scores appear within a minute)")
+        return
+
+    def pct(share: dict[str, Any]) -> str:
+        return "   -" if share["value"] is None else f"{share['value'] * 100:3.0f}%"
+
+    print(f"  {'channel':<10} {'CSAT':>5} {'n':>4} {'NPS':>5} {'FCR':>5} {'FRT p90':>8} {'open':>5}  (15m)")
+    for snap in scores:
+        nps = snap["nps"]["value"]
+        p90 = snap["first_response_seconds"]["p90"]
+        print(
+            f"  {snap['channel']:<10} {pct(snap['csat']):>5} {snap['csat']['n']:>4} "
+            f"{'-' if nps is None else f'{nps:.0f}':>5} {pct(snap['fcr']):>5} "
+            f"{'-' if p90 is None else f'{p90:.0f}s':>8} {snap['open_tickets']:>5}"
+        )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream_app.embedded_broker import EmbeddedBroker, free_port
+    from stream_app.generator import Drop, produce
+    from stream_app.topics import ensure_topics
+
+    workdir = Path(tempfile.mkdtemp(prefix="cx-demo-"))
+    broker = EmbeddedBroker(log_path=str(workdir / "broker.log"))
+    print("starting the embedded Kafka-compatible broker (tansu)…")
+    broker.start()
+    web_port = args.web_port or int(os.environ.get("STREAM_APP_WEB_PORT", "0")) or 6066
+    if web_port == 6066 and not _port_free(web_port):
+        web_port = free_port()
+    env = {
+        **os.environ,
+        "STREAM_APP_BROKER": broker.url,
+        "STREAM_APP_WEB_PORT": str(web_port),
+        "STREAM_APP_DATA_DIR": str(workdir / "data"),
+    }
+    settings = config.load(env)
+    asyncio.run(ensure_topics(settings))
+    log = (workdir / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "stream_app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://localhost:{web_port}"
+    drop_start = int(time.time() * 1000) + args.drop_after * 1000
+    drop = Drop("chat", drop_start, drop_start + args.drop_for * 1000)
+    print(
+        f"\nCX stream demo is running (broker {broker.bootstrap}, logs in {workdir})\n"
+        f"  Prometheus metrics  {url}/metrics\n"
+        f"  JSON scores         {url}/api/v1/scores?window=15m\n"
+        f"  CSAT drop on chat   from +{args.drop_after}s for {args.drop_for}s\n"
+        f"Ctrl-C stops everything.\n"
+    )
+
+    async def run() -> None:
+        generating = asyncio.create_task(
+            produce(broker.bootstrap, args.rate, None, args.seed, drop=drop, channels=list(settings.channels))
+        )
+        while not generating.done():
+            await asyncio.sleep(10)
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker stopped; see {workdir / 'worker.log'}")
+            print(time.strftime("%H:%M:%S"))
+            await asyncio.to_thread(_print_scores, url)
+        await generating
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        broker.stop()
+        log.close()
+    return 0
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="run one worker against the configured broker")
+    worker.add_argument("--broker", help="overrides STREAM_APP_BROKER")
+    worker.add_argument("--web-port", type=int, help="overrides STREAM_APP_WEB_PORT")
+    worker.set_defaults(func=cmd_worker)
+
+    demo = sub.add_parser("demo", help="embedded broker + worker + generator, no setup")
+    demo.add_argument("--web-port", type=int)
+    demo.add_argument("--rate", type=float, default=8.0, help="new contacts per second")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--drop-after", type=int, default=180, help="seconds until the chat CSAT drop")
+    demo.add_argument("--drop-for", type=int, default=300, help="seconds the drop lasts")
+    demo.set_defaults(func=cmd_demo)
+
+    generate = sub.add_parser("generate", help="produce synthetic events to a broker")
+    generate.add_argument("--broker", help="overrides STREAM_APP_BROKER")
+    generate.add_argument("--rate", type=float, default=5.0, help="new contacts per second (~4 events each)")
+    generate.add_argument("--duration", type=float, default=60.0, help="seconds to run")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--backfill", default="1h", help="history to produce first, e.g. 0s, 1h")
+    generate.add_argument("--drop-channel", help="channel whose CSAT drops")
+    generate.add_argument("--drop-after", default="60s")
+    generate.add_argument("--drop-for", default="120s")
+    generate.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as exc:
+        print(f"stream-app: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

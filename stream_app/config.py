@@ -1,0 +1,224 @@
+"""Settings from `STREAM_APP_*` environment variables (and matching CLI flags).
+
+A bad value stops start-up with one line naming the variable and what is
+allowed (`ConfigError`), instead of a traceback from deep inside Faust.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stream_app.core.lifecycle import LifecycleRules
+from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
+from stream_app.core.timeutil import parse_duration_ms
+from stream_app.core.windows import TODAY, Timeline, WindowSpec
+
+PREFIX = "STREAM_APP_"
+DEFAULT_CHANNELS = ("phone", "email", "chat", "sms", "social", "video", "portal", "app", "in_person")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """One-line message naming the variable; the CLI prints it and exits 2."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: tuple[str, ...] = ("kafka://localhost:9092",)
+    web_port: int = 6066
+    web_host: str = "0.0.0.0"
+    store: str = "memory://"
+    timezone: str = "UTC"
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    windows: tuple[str, ...] = ("15m", "1h", "24h", TODAY)
+    partitions: int = 4
+    rules: str | None = None
+    sla_preset: str = "it_services"
+    sla_overrides: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    bucket_ms: int = 60_000
+    grace_ms: int = 600_000
+    future_ms: int = 300_000
+    fcr_reopen_ms: int = 7 * 86_400_000
+    open_state_ttl_ms: int = 30 * 86_400_000
+    flush_interval_ms: int = 200
+    snapshot_interval_ms: int = 1000
+    app_id: str = "cx-stream"
+    data_dir: str = "./data"
+    log_level: str = "info"
+    replication_factor: int = 1
+
+    def timeline(self) -> Timeline:
+        specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in self.windows)
+        return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
+
+    def lifecycle_rules(self) -> LifecycleRules:
+        return LifecycleRules(SlaTargets(self.sla_preset, self.sla_overrides), self.fcr_reopen_ms)
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return list(self.broker)
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port list for plain Kafka clients."""
+        return ",".join(url.split("://", 1)[-1] for url in self.broker)
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(PREFIX + name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _parse(env: Mapping[str, str], name: str, parse: Callable[[str], T], allowed: str) -> T | None:
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is invalid: {allowed} ({exc})") from None
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"{value} out of range")
+        return value
+
+    return parse
+
+
+def _brokers(raw: str) -> tuple[str, ...]:
+    urls = []
+    for part in raw.split(","):
+        part = part.strip()
+        url = part if "://" in part else f"kafka://{part}"
+        if not re.match(r"^kafka://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$", url):
+            raise ValueError(f"bad broker address {part!r}")
+        urls.append(url)
+    return tuple(urls)
+
+
+def _store(raw: str) -> str:
+    if raw not in ("memory://", "rocksdb://") and not raw.startswith("rocksdb://"):
+        raise ValueError("unknown store")
+    return raw
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone") from None
+    return raw
+
+
+def _channels(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    bad = [n for n in names if not _NAME.match(n) or n == "all"]
+    if bad or not names:
+        raise ValueError(f"bad channel names {bad}")
+    return names
+
+
+def _windows(bucket_ms: int) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+        if not names:
+            raise ValueError("no windows")
+        for name in names:
+            WindowSpec.parse(name, bucket_ms)
+        return names
+
+    return parse
+
+
+def _preset(raw: str) -> str:
+    if raw not in PRESETS:
+        raise ValueError("unknown preset")
+    return raw
+
+
+def _sla_overrides(raw: str) -> dict[tuple[str, str, str], int]:
+    """`chat.first_response=5m;email/urgent.resolution=4h;*/high.first_response=1h`."""
+    result: dict[tuple[str, str, str], int] = {}
+    for item in re.split(r"[;,]", raw):
+        if not item.strip():
+            continue
+        match = re.match(r"^\s*([a-z0-9_*]+)(?:/([a-z*]+))?\.([a-z_]+)\s*=\s*(\S+)\s*$", item)
+        if not match:
+            raise ValueError(f"bad item {item!r}")
+        channel, priority, target, duration = match.groups()
+        priority = priority or "*"
+        if target not in TARGETS or (priority != "*" and priority not in PRIORITIES):
+            raise ValueError(f"bad item {item!r}")
+        result[(channel, priority, target)] = parse_duration_ms(duration)
+    return result
+
+
+def _rules_path(raw: str) -> str:
+    if not Path(raw).is_file():
+        raise ValueError("file not found")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    if raw.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("unknown level")
+    return raw.lower()
+
+
+def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from the environment; CLI flags arrive as keyword overrides."""
+    env = dict(os.environ if env is None else env)
+    base = Settings()
+    bucket_ms = _parse(env, "BUCKET", parse_duration_ms, "a duration like 1m") or base.bucket_ms
+    if 3_600_000 % bucket_ms:
+        raise ConfigError(f"{PREFIX}BUCKET must divide one hour evenly (e.g. 30s, 1m, 5m)")
+    durations = {
+        "grace_ms": "GRACE",
+        "future_ms": "FUTURE_TOLERANCE",
+        "fcr_reopen_ms": "FCR_REOPEN_WINDOW",
+        "open_state_ttl_ms": "OPEN_STATE_TTL",
+        "flush_interval_ms": "FLUSH_INTERVAL",
+        "snapshot_interval_ms": "SNAPSHOT_INTERVAL",
+    }
+    values: dict[str, object] = {"bucket_ms": bucket_ms}
+    for attr, name in durations.items():
+        duration = _parse(env, name, parse_duration_ms, "a duration like 500ms, 30s, 10m, 7d")
+        if duration is not None:
+            values[attr] = duration
+    parsers: dict[str, tuple[str, Callable[[str], object], str]] = {
+        "broker": ("BROKER", _brokers, "comma-separated kafka://host:port"),
+        "web_port": ("WEB_PORT", _int_range(1, 65535), "a TCP port 1-65535"),
+        "web_host": ("WEB_HOST", str, "an interface address"),
+        "store": ("STORE", _store, "memory:// or rocksdb://"),
+        "timezone": ("TIMEZONE", _timezone, "an IANA zone such as UTC or Asia/Tokyo"),
+        "channels": ("CHANNELS", _channels, "comma-separated lowercase names, not 'all'"),
+        "windows": ("WINDOWS", _windows(bucket_ms), "comma-separated durations (15m,1h,24h) or today"),
+        "partitions": ("PARTITIONS", _int_range(1, 1024), "an integer 1-1024"),
+        "rules": ("RULES", _rules_path, "path to an existing rules file"),
+        "sla_preset": ("SLA_PRESET", _preset, "one of " + ", ".join(PRESETS)),
+        "sla_overrides": ("SLA_OVERRIDES", _sla_overrides, "items like chat/urgent.first_response=5m"),
+        "app_id": ("APP_ID", str, "a Kafka group id"),
+        "data_dir": ("DATA_DIR", str, "a directory"),
+        "log_level": ("LOG_LEVEL", _log_level, "debug, info, warning or error"),
+        "replication_factor": ("REPLICATION_FACTOR", _int_range(1, 16), "an integer 1-16"),
+    }
+    for attr, (name, parse, allowed) in parsers.items():
+        found = _parse(env, name, parse, allowed)
+        if found is not None:
+            values[attr] = found
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.grace_ms < 0 or settings.future_ms < 0:
+        raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
+    return settings

@@ -1,0 +1,111 @@
+"""Prometheus exposition: SPEC §6 names, bounded labels, absent when n = 0.
+
+Score gauges are rendered at scrape time from the snapshots of the channels
+this worker owns, so several workers scraped together give each series once
+and a scrape always shows the newest figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+SnapshotSource = Callable[[], Iterable[dict[str, Any]]]
+
+#: (metric name, help, path into the snapshot, value key)
+_SHARES = (
+    ("cx_csat_ratio", "Share of CSAT responses in the top two boxes", "csat", "value"),
+    ("cx_csat_responses", "CSAT responses in the window", "csat", "n"),
+    ("cx_nps_score", "Net Promoter Score (-100..100)", "nps", "value"),
+    ("cx_nps_responses", "NPS responses in the window", "nps", "n"),
+    ("cx_ces_agree_ratio", "Share of CES responses agreeing the issue was easy", "ces", "value"),
+    ("cx_ces_average", "Mean CES score", "ces", "mean"),
+    ("cx_ces_responses", "CES responses in the window", "ces", "n"),
+    (
+        "cx_fcr_ratio",
+        "First-contact resolution: share of resolved contacts resolved first time",
+        "fcr",
+        "value",
+    ),
+    ("cx_resolved_contacts", "Resolved contacts (tickets and chats) in the window", "fcr", "n"),
+    ("cx_abandoned_ratio", "Share of ended chats that ended before an agent joined", "abandoned", "value"),
+)
+_DURATIONS = (
+    ("cx_first_response_seconds", "First response time (tickets and chats)", "first_response_seconds"),
+    ("cx_resolution_seconds", "Ticket resolution time", "resolution_seconds"),
+    ("cx_chat_wait_seconds", "Chat wait until an agent joined", "chat_wait_seconds"),
+)
+
+
+class ScoreCollector(Collector):
+    def __init__(self, source: SnapshotSource) -> None:
+        self.source = source
+
+    def describe(self) -> list[Metric]:
+        return []  # dynamic: skip the registration-time collect
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["channel", "window"]
+        families = {name: GaugeMetricFamily(name, text, labels=labels) for name, text, _, _ in _SHARES}
+        for name, text, _ in _DURATIONS:
+            families[name] = GaugeMetricFamily(name, text, labels=[*labels, "quantile"])
+        sla = GaugeMetricFamily(
+            "cx_sla_attainment_ratio", "Share within the SLA target", labels=[*labels, "target"]
+        )
+        contacts = GaugeMetricFamily(
+            "cx_contacts", "Tickets created / chats started in the window", labels=[*labels, "kind"]
+        )
+        open_tickets = GaugeMetricFamily("cx_open_tickets", "Open tickets now (backlog)", labels=["channel"])
+        seen_channels: set[str] = set()
+        for snap in self.source():
+            key = [snap["channel"], snap["window"]]
+            for name, _, part, field in _SHARES:
+                value = snap[part][field]
+                if value is not None and snap[part]["n"] > 0:
+                    families[name].add_metric(key, float(value))
+            for name, _, part in _DURATIONS:
+                for quantile, field in (("0.5", "p50"), ("0.9", "p90")):
+                    value = snap[part][field]
+                    if value is not None:
+                        families[name].add_metric([*key, quantile], float(value))
+            for target in ("first_response", "resolution"):
+                share = snap["sla"][target]
+                if share["value"] is not None:
+                    sla.add_metric([*key, target], float(share["value"]))
+            for kind, field in (("ticket", "tickets"), ("chat", "chats")):
+                count = snap["volume"][field]
+                if count:
+                    contacts.add_metric([*key, kind], float(count))
+            if snap["channel"] not in seen_channels:
+                seen_channels.add(snap["channel"])
+                open_tickets.add_metric([snap["channel"]], float(snap["open_tickets"]))
+        yield from families.values()
+        yield sla
+        yield contacts
+        yield open_tickets
+
+
+class Instruments:
+    """Counters and gauges that live in process memory (reset on restart, as Prometheus expects)."""
+
+    def __init__(self, source: SnapshotSource) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "cx_events", "Input records by outcome", ["topic", "outcome"], registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "cx_dead_letters", "Dead-lettered input records by reason", ["topic", "reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.alert_firing = Gauge(
+            "cx_alert_firing", "1 while an alert is firing", ["rule", "channel", "window"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.partials = Counter(
+            "cx_partials", "Per-channel partial aggregates flushed to the merge stage", registry=self.registry
+        )
+        self.registry.register(ScoreCollector(source))

@@ -1,0 +1,328 @@
+"""The Faust shell: topics, tables and agents that move data into and out of the core.
+
+Data flow (see README "Design"):
+
+    cx.tickets ┐                                   ┌→ scores table (changelog) ┐
+    cx.chats   ┼→ stage 1: intake per input ───────┤  stage 2: merge per       ├→ /metrics, cx.metrics
+    cx.surveys ┘  partition (validate, dedup,      │  channel (one owner per   │   /api/v1/scores
+       │          state machines) → partials ──────┘  channel) → windows       ┘
+       └→ cx.deadletter (reason headers)
+
+Stage 1 keeps per-ticket/chat/survey state in tables co-partitioned with its
+input topic; it sums fact deltas in memory and flushes one partial per channel
+every flush interval to the internal `<app_id>-partials` topic, keyed by
+channel. Stage 2 owns each channel on exactly one worker and keeps its event-
+time buckets in the `scores` table, so a restarted or rebalanced worker
+rebuilds its windows from the changelog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stream_app.config import Settings
+from stream_app.core.intake import DUPLICATE, INPUTS, Accepted, Intake, Rejected, Schemas
+from stream_app.core.lifecycle import State
+from stream_app.core.scoreboard import ChannelPartial, Partials, Scoreboard
+from stream_app.core.snapshot import same_scores
+from stream_app.metrics import Instruments
+from stream_app.topics import partitions_of
+
+log = logging.getLogger("stream_app")
+
+METRICS_TOPIC = "cx.metrics"
+ALERTS_TOPIC = "cx.alerts"
+DEADLETTER_TOPIC = "cx.deadletter"
+#: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
+HEARTBEAT_MS = 30_000
+EXPIRY_SWEEP_MS = 60_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PartitionStore(MutableMapping[str, State]):
+    """A Faust table seen through one input partition.
+
+    Values carry their partition (`p`) so the expiry sweep, which runs while an
+    event of partition p is being processed, only deletes keys whose changelog
+    partition is p.
+    """
+
+    def __init__(self, table: Any, partition: int) -> None:
+        self.table = table
+        self.partition = partition
+
+    def __getitem__(self, key: str) -> State:
+        value: State | None = self.table.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: State) -> None:
+        value["p"] = self.partition
+        self.table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, v in list(self.table.items()) if v.get("p") == self.partition)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return self.table.get(key) is not None
+
+
+class CxService:
+    """Builds the Faust app for one worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeline = settings.timeline()
+        self.intake = Intake(
+            Schemas(), frozenset(settings.channels), self.timeline, settings.lifecycle_rules()
+        )
+        self.partials = Partials(self.timeline)
+        self.scoreboard = Scoreboard(self.timeline, now_ms())
+        self.global_view: dict[tuple[str, str], dict[str, Any]] = {}
+        self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.last_flush = 0
+        self.last_sweep: dict[tuple[str, int], int] = {}
+        self.pending_drops: dict[str, list[int]] = {}
+        self.instruments = Instruments(self.owned_snapshots)
+        self.app = self._build_app()
+
+    # --- wiring ----------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.app_id,
+            broker=s.broker_urls,
+            store=s.store,
+            datadir=s.data_dir,
+            web_port=s.web_port,
+            web_bind=s.web_host,
+            web_in_thread=False,
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=True,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            broker_commit_every=1000,
+            broker_commit_interval=1.0,
+            producer_linger_ms=5,
+            table_standby_replicas=0,
+            key_serializer="raw",
+            value_serializer="raw",
+            web_cors_options=None,
+        )
+        parts = s.partitions
+
+        def raw_topic(name: str, **extra: Any) -> Any:
+            return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=parts, **extra)
+
+        def table(name: str) -> Any:
+            schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
+            return app.Table(name, default=None, partitions=parts, schema=schema)
+
+        self.inputs = {name: raw_topic(name) for name in INPUTS}
+        self.partials_topic = raw_topic(f"{s.app_id}-partials", internal=True)
+        self.metrics_topic = raw_topic(METRICS_TOPIC, config={"cleanup.policy": "compact"})
+        self.deadletter_topic = raw_topic(DEADLETTER_TOPIC)
+        self.alerts_topic = raw_topic(ALERTS_TOPIC)
+        self.tables = {kind: table(f"{kind}-state") for _, kind, _ in INPUTS.values()}
+        self.scores = table("scores")
+        self.scores.on_recover(self._rebuild_scoreboard)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+        for name, topic in self.inputs.items():
+            app.agent(topic, name=f"intake-{name.split('.')[1]}")(self._intake_agent(name))
+        app.agent(self.partials_topic, name="merge")(self._merge_agent)
+        app.timer(s.flush_interval_ms / 1000)(self._flush_partials)
+        app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
+        app.task(self._follow_metrics_topic)
+        self._routes(app)
+        return app
+
+    def _routes(self, app: faust.App) -> None:
+        service = self
+
+        @app.page("/metrics")
+        class MetricsView(View):
+            async def get(self, request: Request) -> Response:
+                body = generate_latest(service.instruments.registry)
+                return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+        @app.page("/api/v1/scores")
+        class ScoresView(View):
+            async def get(self, request: Request) -> Response:
+                channel = request.query.get("channel") or None
+                window = request.query.get("window") or None
+                found = [
+                    snap
+                    for (c, w), snap in sorted(service.global_view.items())
+                    if (channel is None or c == channel) and (window is None or w == window)
+                ]
+                return self.bytes(orjson.dumps(found), content_type="application/json")
+
+        @app.page("/healthz")
+        class HealthView(View):
+            async def get(self, request: Request) -> Response:
+                return self.json({"status": "ok", "owned_channels": service.scoreboard.owned()})
+
+        del MetricsView, ScoresView, HealthView
+
+    # --- stage 1: intake --------------------------------------------------------
+
+    def _intake_agent(self, topic: str) -> Any:
+        kind = INPUTS[topic][1]
+
+        async def agent(stream: Any) -> None:
+            table = self.tables[kind]
+            async for event in stream.events():
+                message = event.message
+                store = PartitionStore(table, message.partition)
+                outcome = self.intake.process(topic, event.value, now_ms(), store)
+                if isinstance(outcome, Accepted):
+                    self.partials.add(outcome.delta)
+                    self.instruments.events.labels(topic, "accepted").inc()
+                elif isinstance(outcome, Rejected):
+                    await self._dead_letter(topic, message, outcome)
+                else:
+                    assert outcome == DUPLICATE
+                    self.instruments.events.labels(topic, "duplicate").inc()
+                self._maybe_expire(kind, store)
+                if now_ms() - self.last_flush >= self.settings.flush_interval_ms:
+                    await self._flush_partials()
+
+        agent.__name__ = f"intake_{kind}"
+        return agent
+
+    async def _dead_letter(self, topic: str, message: Any, rejected: Rejected) -> None:
+        headers = [
+            ("x-error-reason", rejected.reason.encode()),
+            ("x-error-detail", rejected.detail.encode("utf-8", "replace")),
+            ("x-source-topic", topic.encode()),
+            ("x-source-partition", str(message.partition).encode()),
+            ("x-source-offset", str(message.offset).encode()),
+        ]
+        await self.deadletter_topic.send(key=message.key, value=message.value, headers=headers)
+        self.instruments.events.labels(topic, "dead_letter").inc()
+        self.instruments.dead_letters.labels(topic, rejected.reason).inc()
+        log.debug("dead-letter %s %s: %s", topic, rejected.reason, rejected.detail)
+
+    def _maybe_expire(self, kind: str, store: PartitionStore) -> None:
+        now = now_ms()
+        key = (kind, store.partition)
+        if now - self.last_sweep.get(key, 0) < EXPIRY_SWEEP_MS:
+            return
+        self.last_sweep[key] = now
+        _, retract = self.intake.expire(kind, store, now, self.settings.open_state_ttl_ms)
+        self.partials.add(retract)
+
+    async def _flush_partials(self) -> None:
+        self.last_flush = now_ms()
+        for channel, partial in self.partials.drain().items():
+            await self.partials_topic.send(key=channel.encode(), value=orjson.dumps(partial.to_json()))
+            self.instruments.partials.inc()
+
+    # --- stage 2: merge per channel ---------------------------------------------
+
+    async def _merge_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            channel = event.key.decode()
+            partition = event.message.partition
+            partial = ChannelPartial.from_json(orjson.loads(event.value))
+            changed = self.scoreboard.apply(channel, partial)
+            windows = self.scoreboard.channels[channel]
+            for bucket in changed:
+                agg = windows.buckets.get(bucket)
+                key = f"{channel}|{bucket}"
+                if agg is None:
+                    self.scores.pop(key, None)
+                else:
+                    self.scores[key] = {"p": partition, **agg.to_json()}
+            if partial.open_delta:
+                self.scores[f"{channel}|open"] = {
+                    "p": partition,
+                    "n": self.scoreboard.open_tickets.get(channel, 0),
+                }
+            for bucket in self.pending_drops.pop(channel, []):
+                self.scores.pop(f"{channel}|{bucket}", None)
+
+    async def _rebuild_scoreboard(self) -> None:
+        """After recovery the table holds exactly the channels this worker owns."""
+        board = Scoreboard(self.timeline, now_ms())
+        for key, value in list(self.scores.items()):
+            channel, _, suffix = key.partition("|")
+            if suffix == "open":
+                board.open_tickets[channel] = int(value["n"])
+                continue
+            partial = ChannelPartial()
+            partial.buckets[int(suffix)] = _aggregate(value)
+            board.apply(channel, partial)
+        self.scoreboard = board
+        self.published.clear()
+        log.info("scoreboard rebuilt: channels=%s", board.owned())
+
+    def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
+        # Until recovery tells us what we own again, report nothing rather than stale figures.
+        self.scoreboard = Scoreboard(self.timeline, now_ms())
+
+    # --- outputs ------------------------------------------------------------------
+
+    def owned_snapshots(self) -> list[dict[str, Any]]:
+        self.scoreboard.advance(now_ms())
+        return self.scoreboard.snapshots()
+
+    async def _publish_snapshots(self) -> None:
+        now = now_ms()
+        dropped = self.scoreboard.advance(now)
+        for channel, buckets in dropped.items():
+            if buckets:
+                self.pending_drops.setdefault(channel, []).extend(buckets)
+        for snap in self.scoreboard.snapshots():
+            key = (snap["channel"], snap["window"])
+            last = self.published.get(key)
+            if last and same_scores(last[1], snap) and now - last[0] < HEARTBEAT_MS:
+                continue
+            self.published[key] = (now, snap)
+            await self.metrics_topic.send(key=f"{key[0]}/{key[1]}".encode(), value=orjson.dumps(snap))
+
+    async def _follow_metrics_topic(self) -> None:
+        """Global view for the API: every worker reads all of `cx.metrics` (no group)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            tps = await partitions_of(consumer, METRICS_TOPIC)
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            async for record in consumer:
+                if record.value is None or record.key is None:
+                    continue
+                channel, _, window = record.key.decode().partition("/")
+                self.global_view[(channel, window)] = orjson.loads(record.value)
+        finally:
+            await consumer.stop()
+
+
+def _aggregate(value: dict[str, Any]) -> Any:
+    from stream_app.core.aggregate import Aggregate
+
+    return Aggregate.from_json(value)

@@ -1,0 +1,81 @@
+"""Create the topics the service owns, and refuse inputs it cannot co-partition."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from stream_app.config import ConfigError, Settings
+from stream_app.core.intake import INPUTS
+
+log = logging.getLogger("stream_app.topics")
+OUTPUTS: dict[str, dict[str, str]] = {
+    "cx.metrics": {"cleanup.policy": "compact"},
+    "cx.alerts": {},
+    "cx.deadletter": {},
+}
+
+
+async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
+    """Create missing topics with STREAM_APP_PARTITIONS partitions (retrying while the broker boots).
+
+    Per-ticket/chat state lives in tables partitioned like their input topic, so
+    an input topic with another partition count is a configuration error.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-setup")
+    for attempt in range(attempts):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == attempts - 1:
+                raise ConfigError(
+                    f"STREAM_APP_BROKER={','.join(settings.broker)}: no Kafka broker answers there"
+                ) from None
+            await asyncio.sleep(1)
+    try:
+        wanted: dict[str, dict[str, str]] = {name: {} for name in INPUTS} | OUTPUTS
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=dict(configs))
+            for name, configs in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                await admin.create_topics(missing)
+            log.info("created topics %s", [t.name for t in missing])
+        described = await admin.describe_topics(list(INPUTS))
+        for topic in described:
+            count = len(topic.get("partitions", []))
+            if count and count != settings.partitions:
+                raise ConfigError(
+                    f"STREAM_APP_PARTITIONS={settings.partitions} but topic {topic['topic']} has "
+                    f"{count} partitions; set STREAM_APP_PARTITIONS={count}"
+                )
+    finally:
+        await admin.close()
+
+
+async def partitions_of(consumer: Any, topic: str, timeout_s: float = 30.0) -> list[TopicPartition]:
+    """All partitions of `topic`, for a consumer that assigns instead of subscribing.
+
+    aiokafka keeps metadata only for topics it knows about; registering the topic
+    with its client and forcing an update is the documented-by-code way there.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topic {topic} has no partitions after {timeout_s} s")
+        consumer._client.add_topic(topic)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.2)

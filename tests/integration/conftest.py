@@ -1,0 +1,93 @@
+"""Session fixtures: one broker and one shared worker for the whole integration run.
+
+The embedded broker (tansu) is the default; set STREAM_APP_TEST_BROKER=host:port
+to run against another broker, e.g. Apache Kafka from scripts/kafka-local.
+Joining a consumer group on tansu takes ~30 s, hence one shared worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream_app.core.timeutil import format_ms  # noqa: F401  (re-exported for tests)
+from stream_app.embedded_broker import EmbeddedBroker
+from tests.factories import encode, survey
+from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, produce
+
+OUTPUT = Path(os.environ.get("STREAM_APP_TEST_OUTPUT", "test-output"))
+
+
+def broker_label() -> str:
+    external = os.environ.get("STREAM_APP_TEST_BROKER")
+    return f"external broker at {external}" if external else "embedded broker (tansu)"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"integration broker: {broker_label()}"
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    external = os.environ.get("STREAM_APP_TEST_BROKER")
+    if external:
+        yield external.split("://", 1)[-1]
+        return
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with EmbeddedBroker(log_path=str(OUTPUT / f"tansu-{RUN}.log")) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    return OUTPUT
+
+
+def _wait_ready(worker: WorkerProcess, bootstrap: str, probe_channel: str) -> None:
+    """Ready = a probe event went all the way through both stages into /metrics."""
+    import time
+
+    now = int(time.time() * 1000)
+    probe = survey("csat", 5, now, probe_channel, response_id=f"probe-{probe_channel}-{worker.port}")
+    asyncio.run(produce(bootstrap, [("cx.surveys", probe["response_id"].encode(), encode(probe))]))
+    worker.wait_until(
+        lambda: (
+            (metric_value(worker.metrics(), "cx_csat_responses", channel=probe_channel, window="15m") or 0)
+            >= 1
+        ),
+        timeout=150,
+        what="the worker to join its group and process a probe event",
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(bootstrap: str, workdir: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(bootstrap, workdir, f"cx-test-{RUN}")
+    process.start()
+    try:
+        _wait_ready(process, bootstrap, channel("probe"))
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def start_worker(bootstrap: str, workdir: Path) -> Iterator[object]:
+    """Factory for extra workers (restart tests); all are stopped at session end."""
+    started: list[WorkerProcess] = []
+
+    def start(app_id: str, probe_channel: str, **env: str) -> WorkerProcess:
+        process = WorkerProcess(bootstrap, workdir, app_id, **env)
+        process.start()
+        started.append(process)
+        _wait_ready(process, bootstrap, probe_channel)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

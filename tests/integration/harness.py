@@ -1,0 +1,170 @@
+"""Real broker, real worker process, real outputs: the pieces integration tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream_app.config import DEFAULT_CHANNELS
+from stream_app.topics import partitions_of
+
+RUN = uuid.uuid4().hex[:6]
+
+
+def channel(name: str) -> str:
+    """A channel only this test session uses, so a shared broker's history cannot leak in."""
+    return f"{name}_{RUN}"
+
+
+TEST_CHANNELS = [channel(n) for n in ("e2e", "dlq", "dup", "probe", "restart", "absent", "latency")]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class WorkerProcess:
+    """`python -m stream_app worker` in a child process, logs to a file."""
+
+    def __init__(self, bootstrap: str, workdir: Path, app_id: str, **env: str) -> None:
+        self.bootstrap = bootstrap
+        self.port = free_port()
+        self.workdir = workdir
+        self.log_path = workdir / f"worker-{app_id}-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "STREAM_APP_BROKER": bootstrap,
+            "STREAM_APP_WEB_PORT": str(self.port),
+            "STREAM_APP_APP_ID": app_id,
+            "STREAM_APP_DATA_DIR": str(workdir / f"data-{app_id}"),
+            "STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, *TEST_CHANNELS]),
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream_app", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            body: bytes = response.read()
+            return body
+
+    def metrics(self) -> dict[str, float]:
+        """Prometheus text → {'name{labels}': value}, labels sorted as exposed."""
+        samples = {}
+        for line in self.get("/metrics").decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def scores(self, **query: str) -> list[dict[str, Any]]:
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        result: list[dict[str, Any]] = orjson.loads(self.get(f"/api/v1/scores?{qs}"))
+        return result
+
+    def wait_until(self, predicate: Any, timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.log_tail()}")
+            try:
+                found = predicate()
+                if found:
+                    return found
+            except OSError as exc:
+                last_error = exc
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what} ({last_error}):\n{self.log_tail()}")
+
+
+def series(name: str, **labels: str) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def metric_value(samples: dict[str, float], name: str, **labels: str) -> float | None:
+    """Find a sample whatever order the exposition put its labels in."""
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    for key, value in samples.items():
+        base, _, rest = key.partition("{")
+        if base == name and set(re.findall(r'\w+="[^"]*"', rest)) == wanted:
+            return value
+    return None
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> list[Any]:
+    """Send (topic, key, value) in order; returns the record metadata (partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+        return [await f for f in futures]
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, timeout: float = 5.0) -> list[Any]:
+    """Every record currently in `topic` (no consumer group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=500)
+            for chunk in batch.values():
+                records.extend(chunk)
+            if asyncio.get_running_loop().time() > deadline:
+                break
+        return records
+    finally:
+        await consumer.stop()

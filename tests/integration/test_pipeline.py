@@ -1,0 +1,173 @@
+"""End to end on a real broker: events in, the exact scores of the pure core out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from stream_app.core.replay import Replay
+from stream_app.core.timeutil import MINUTE_MS
+from tests.factories import encode, event, survey
+from tests.integration.harness import WorkerProcess, channel, consume_all, metric_value, produce
+from tests.unit.conftest import make_intake
+
+pytestmark = pytest.mark.integration
+KEY = {"cx.tickets": "ticket_id", "cx.chats": "chat_id", "cx.surveys": "response_id"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def records(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bytes | None, bytes | None]]:
+    return [(topic, str(ev[KEY[topic]]).encode(), encode(ev)) for topic, ev in events]
+
+
+def seed_mix(ch: str, t: int) -> list[tuple[str, dict[str, Any]]]:
+    """Seed 004's examples plus tickets and chats with known timings."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i in range(100):  # 60 of 100 satisfied → CSAT 0.60
+        out.append(("cx.surveys", survey("csat", 5 if i < 60 else 2, t - i * 1000, ch)))
+    for i in range(100):  # 50 promoters, 27 detractors → NPS 23
+        score = 10 if i < 50 else (3 if i < 77 else 8)
+        out.append(("cx.surveys", survey("nps", score, t - i * 1000, ch)))
+    for i in range(10):
+        out.append(("cx.surveys", survey("ces", 6 if i < 7 else 2, t - i * 1000, ch)))
+    for i in range(20):
+        tid = f"{ch}-t{i}"
+        created = t - 10 * MINUTE_MS + i * 1000
+        out.append(("cx.tickets", event("ticket.created", created, ch, ticket_id=tid, priority="normal")))
+        out.append(
+            ("cx.tickets", event("ticket.agent_replied", created + (i + 1) * 10_000, ch, ticket_id=tid))
+        )
+        if i % 4:
+            out.append(("cx.tickets", event("ticket.resolved", created + 4 * MINUTE_MS, ch, ticket_id=tid)))
+        if i % 5 == 0:
+            out.append(("cx.tickets", event("ticket.customer_replied", created + 60_000, ch, ticket_id=tid)))
+    for i in range(12):
+        cid = f"{ch}-c{i}"
+        started = t - 8 * MINUTE_MS + i * 1000
+        out.append(("cx.chats", event("chat.started", started, ch, chat_id=cid)))
+        if i % 6:
+            out.append(("cx.chats", event("chat.agent_joined", started + i * 5000, ch, chat_id=cid)))
+            out.append(
+                ("cx.chats", event("chat.message", started + i * 6000, ch, chat_id=cid, sender="agent"))
+            )
+        out.append(
+            ("cx.chats", event("chat.ended", started + 3 * MINUTE_MS, ch, chat_id=cid, resolved=i % 3 != 0))
+        )
+    return out
+
+
+def reference(events: list[tuple[str, dict[str, Any]]], ch: str, at: int) -> dict[str, dict[str, Any]]:
+    replay = Replay(make_intake(extra_channels=frozenset({ch})), at)
+    for topic, ev in events:
+        replay.feed(topic, encode(ev), at)
+    return {s["window"]: s for s in replay.snapshots(at) if s["channel"] == ch}
+
+
+def without_as_of(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in snapshot.items() if k != "as_of"}
+
+
+def test_scores_match_the_pure_core(worker: WorkerProcess, bootstrap: str) -> None:
+    ch = channel("e2e")
+    t = now_ms()
+    events = seed_mix(ch, t)
+    shuffled = events[::2] + events[1::2][::-1]  # out of order on purpose
+    asyncio.run(produce(bootstrap, records(shuffled)))
+    expected = reference(events, ch, t)
+
+    assert expected["15m"]["csat"]["value"] == 0.6
+    assert expected["15m"]["nps"]["value"] == 23.0
+
+    def settled() -> bool:
+        samples = worker.metrics()
+        return metric_value(samples, "cx_contacts", channel=ch, window="15m", kind="chat") == 12 and (
+            metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 100
+        )
+
+    worker.wait_until(settled, 60, "all seed events in /metrics")
+    samples = worker.metrics()
+    exp = expected["15m"]
+    checks = {
+        ("cx_csat_ratio", ()): exp["csat"]["value"],
+        ("cx_csat_responses", ()): exp["csat"]["n"],
+        ("cx_nps_score", ()): exp["nps"]["value"],
+        ("cx_nps_responses", ()): exp["nps"]["n"],
+        ("cx_ces_agree_ratio", ()): exp["ces"]["value"],
+        ("cx_ces_average", ()): exp["ces"]["mean"],
+        ("cx_ces_responses", ()): exp["ces"]["n"],
+        ("cx_fcr_ratio", ()): exp["fcr"]["value"],
+        ("cx_resolved_contacts", ()): exp["fcr"]["n"],
+        ("cx_abandoned_ratio", ()): exp["abandoned"]["value"],
+        ("cx_first_response_seconds", (("quantile", "0.5"),)): exp["first_response_seconds"]["p50"],
+        ("cx_first_response_seconds", (("quantile", "0.9"),)): exp["first_response_seconds"]["p90"],
+        ("cx_resolution_seconds", (("quantile", "0.9"),)): exp["resolution_seconds"]["p90"],
+        ("cx_chat_wait_seconds", (("quantile", "0.5"),)): exp["chat_wait_seconds"]["p50"],
+        ("cx_sla_attainment_ratio", (("target", "first_response"),)): exp["sla"]["first_response"]["value"],
+        ("cx_sla_attainment_ratio", (("target", "resolution"),)): exp["sla"]["resolution"]["value"],
+        ("cx_contacts", (("kind", "ticket"),)): exp["volume"]["tickets"],
+    }
+    for (name, extra), value in checks.items():
+        assert value is not None, name
+        got = metric_value(samples, name, channel=ch, window="15m", **dict(extra))
+        assert got == pytest.approx(value), name
+    assert metric_value(samples, "cx_open_tickets", channel=ch) == exp["open_tickets"] == 5
+
+    # cx.metrics snapshots and the JSON API carry the very same objects.
+    def api_settled() -> list[dict[str, Any]] | None:
+        found = worker.scores(channel=ch, window="15m")
+        return found if found and without_as_of(found[0]) == without_as_of(exp) else None
+
+    worker.wait_until(api_settled, 30, "the API to show the settled snapshot")
+    for window in ("15m", "1h", "24h", "today"):
+        (snap,) = worker.scores(channel=ch, window=window)
+        assert without_as_of(snap) == without_as_of(expected[window])
+    published = asyncio.run(consume_all(bootstrap, "cx.metrics"))
+    latest = {r.key.decode(): orjson.loads(r.value) for r in published}
+    assert without_as_of(latest[f"{ch}/1h"]) == without_as_of(expected["1h"])
+
+
+def test_empty_windows_are_absent_not_zero(worker: WorkerProcess, bootstrap: str) -> None:
+    ch = channel("absent")
+    ev = survey("csat", 4, now_ms(), ch)
+    asyncio.run(produce(bootstrap, records([("cx.surveys", ev)])))
+    worker.wait_until(
+        lambda: metric_value(worker.metrics(), "cx_csat_responses", channel=ch, window="15m") == 1,
+        30,
+        "survey",
+    )
+    samples = worker.metrics()
+    for name in ("cx_fcr_ratio", "cx_nps_score", "cx_ces_average", "cx_abandoned_ratio"):
+        assert metric_value(samples, name, channel=ch, window="15m") is None, name
+    assert (
+        metric_value(samples, "cx_first_response_seconds", channel=ch, window="15m", quantile="0.9") is None
+    )
+    (snap,) = worker.scores(channel=ch, window="15m") or [None]
+    if snap is not None:  # the API view may lag a second behind /metrics
+        assert snap["nps"] == {"value": None, "n": 0, "ci95": None, "promoters": 0, "detractors": 0}
+
+
+def test_end_to_end_latency_to_metrics(worker: WorkerProcess, bootstrap: str, record_property: Any) -> None:
+    """Produce one event and time until /metrics shows it (the figure the README reports)."""
+    ch = channel("latency")
+    timings = []
+    for i in range(5):
+        ev = survey("csat", 5, now_ms(), ch)
+        start = time.perf_counter()
+        asyncio.run(produce(bootstrap, records([("cx.surveys", ev)])))
+        worker.wait_until(
+            lambda i=i: (
+                metric_value(worker.metrics(), "cx_csat_responses", channel=ch, window="15m") == i + 1
+            ),
+            30,
+            "the event in /metrics",
+        )
+        timings.append(time.perf_counter() - start)
+    record_property("e2e_latency_seconds", timings)
+    print(f"\nend-to-end produce → /metrics latency: {', '.join(f'{x * 1000:.0f} ms' for x in timings)}")
