@@ -53,6 +53,7 @@ class Settings:
     data_dir: str = "./data"
     log_level: str = "info"
     replication_factor: int = 1
+    broker_kind: str = "kafka"
 
     def timeline(self) -> Timeline:
         specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in self.windows)
@@ -170,6 +171,12 @@ def _rules_path(raw: str) -> str:
     return raw
 
 
+def _broker_kind(raw: str) -> str:
+    if raw not in ("kafka", "tansu"):
+        raise ValueError("unknown broker kind")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     if raw.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("unknown level")
@@ -212,6 +219,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "data_dir": ("DATA_DIR", str, "a directory"),
         "log_level": ("LOG_LEVEL", _log_level, "debug, info, warning or error"),
         "replication_factor": ("REPLICATION_FACTOR", _int_range(1, 16), "an integer 1-16"),
+        "broker_kind": ("BROKER_KIND", _broker_kind, "kafka or tansu"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)

@@ -30,6 +30,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app.config import Settings
+from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import DUPLICATE, INPUTS, Accepted, Intake, Rejected, Schemas
 from stream_app.core.lifecycle import State
 from stream_app.core.scoreboard import ChannelPartial, Partials, Scoreboard
@@ -102,6 +103,12 @@ class CxService:
         self.last_flush = 0
         self.last_sweep: dict[tuple[str, int], int] = {}
         self.pending_drops: dict[str, list[int]] = {}
+        #: Highest offset this process handled per input partition. Faust may hand
+        #: a record over twice right after a table restore; the second time is skipped.
+        self.handled: dict[tuple[str, int], int] = {}
+        #: Offset of the partial that last changed each scores-table key: replaying a
+        #: partial after a crash or rebalance applies only what it had not yet applied.
+        self.applied: dict[str, int] = {}
         self.instruments = Instruments(self.owned_snapshots)
         self.app = self._build_app()
 
@@ -109,6 +116,7 @@ class CxService:
 
     def _build_app(self) -> faust.App:
         s = self.settings
+        on_tansu = s.broker_kind == "tansu"
         app = faust.App(
             s.app_id,
             broker=s.broker_urls,
@@ -124,11 +132,18 @@ class CxService:
             consumer_auto_offset_reset="earliest",
             broker_commit_every=1000,
             broker_commit_interval=1.0,
-            producer_linger_ms=5,
+            producer_linger=0.005,
             table_standby_replicas=0,
             key_serializer="raw",
             value_serializer="raw",
-            web_cors_options=None,
+            # tansu holds a JoinGroup for about half the session timeout and ignores
+            # LeaveGroup, so a short session makes joins and restarts take ~1 s there;
+            # Kafka refuses sessions under group.min.session.timeout.ms (6 s by default).
+            broker_session_timeout=2.0 if on_tansu else 10.0,
+            broker_heartbeat_interval=0.5 if on_tansu else 3.0,
+            # tansu reports a batch's base offset + 1 as the end offset, which makes
+            # Faust restore only part of a changelog; one record per batch avoids it.
+            producer_max_batch_size=1 if on_tansu else 16384,
         )
         parts = s.partitions
 
@@ -195,6 +210,8 @@ class CxService:
             table = self.tables[kind]
             async for event in stream.events():
                 message = event.message
+                if self._already_handled(topic, message.partition, message.offset):
+                    continue
                 store = PartitionStore(table, message.partition)
                 outcome = self.intake.process(topic, event.value, now_ms(), store)
                 if isinstance(outcome, Accepted):
@@ -242,46 +259,71 @@ class CxService:
 
     # --- stage 2: merge per channel ---------------------------------------------
 
+    def _already_handled(self, topic: str, partition: int, offset: int) -> bool:
+        key = (topic, partition)
+        if offset <= self.handled.get(key, -1):
+            return True
+        self.handled[key] = offset
+        return False
+
     async def _merge_agent(self, stream: Any) -> None:
         async for event in stream.events():
+            message = event.message
+            partition, offset = message.partition, message.offset
+            if self._already_handled(message.topic, partition, offset):
+                continue
             channel = event.key.decode()
-            partition = event.message.partition
-            partial = ChannelPartial.from_json(orjson.loads(event.value))
-            changed = self.scoreboard.apply(channel, partial)
-            windows = self.scoreboard.channels[channel]
-            for bucket in changed:
-                agg = windows.buckets.get(bucket)
+            received = ChannelPartial.from_json(orjson.loads(event.value))
+            fresh = ChannelPartial()
+            fresh.buckets = {
+                b: agg
+                for b, agg in received.buckets.items()
+                if self.applied.get(f"{channel}|{b}", -1) < offset
+            }
+            if self.applied.get(f"{channel}|open", -1) < offset:
+                fresh.open_delta = received.open_delta
+            windows = self.scoreboard.channel(channel)
+            for bucket in self.scoreboard.apply(channel, fresh):
                 key = f"{channel}|{bucket}"
-                if agg is None:
-                    self.scores.pop(key, None)
-                else:
-                    self.scores[key] = {"p": partition, **agg.to_json()}
-            if partial.open_delta:
-                self.scores[f"{channel}|open"] = {
+                agg = windows.buckets.get(bucket) or Aggregate()
+                self.scores[key] = {"p": partition, "o": offset, **agg.to_json()}
+                self.applied[key] = offset
+            if fresh.open_delta:
+                key = f"{channel}|open"
+                self.scores[key] = {
                     "p": partition,
+                    "o": offset,
                     "n": self.scoreboard.open_tickets.get(channel, 0),
                 }
+                self.applied[key] = offset
             for bucket in self.pending_drops.pop(channel, []):
-                self.scores.pop(f"{channel}|{bucket}", None)
+                key = f"{channel}|{bucket}"
+                self.scores.pop(key, None)
+                self.applied.pop(key, None)
 
     async def _rebuild_scoreboard(self) -> None:
         """After recovery the table holds exactly the channels this worker owns."""
         board = Scoreboard(self.timeline, now_ms())
+        applied: dict[str, int] = {}
         for key, value in list(self.scores.items()):
+            applied[key] = int(value.get("o", -1))
             channel, _, suffix = key.partition("|")
             if suffix == "open":
                 board.open_tickets[channel] = int(value["n"])
                 continue
             partial = ChannelPartial()
-            partial.buckets[int(suffix)] = _aggregate(value)
+            partial.buckets[int(suffix)] = Aggregate.from_json(value)
             board.apply(channel, partial)
         self.scoreboard = board
+        self.applied = applied
         self.published.clear()
         log.info("scoreboard rebuilt: channels=%s", board.owned())
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
         # Until recovery tells us what we own again, report nothing rather than stale figures.
         self.scoreboard = Scoreboard(self.timeline, now_ms())
+        self.applied = {}
+        self.handled.clear()
 
     # --- outputs ------------------------------------------------------------------
 
@@ -320,9 +362,3 @@ class CxService:
                 self.global_view[(channel, window)] = orjson.loads(record.value)
         finally:
             await consumer.stop()
-
-
-def _aggregate(value: dict[str, Any]) -> Any:
-    from stream_app.core.aggregate import Aggregate
-
-    return Aggregate.from_json(value)

@@ -83,7 +83,7 @@ class Scoreboard:
         self.channels: dict[str, ChannelWindows] = {}
         self.open_tickets: dict[str, int] = {}
 
-    def _windows(self, channel: str) -> ChannelWindows:
+    def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
         if found is None:
             found = self.channels[channel] = ChannelWindows(self.timeline, self.now_ms)
@@ -91,7 +91,7 @@ class Scoreboard:
 
     def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
         """Fold a partial in; returns the buckets it actually changed (held ones)."""
-        windows = self._windows(channel)
+        windows = self.channel(channel)
         changed = [b for b, agg in partial.buckets.items() if windows.apply(b, agg)]
         if partial.open_delta:
             self.open_tickets[channel] = self.open_tickets.get(channel, 0) + partial.open_delta
@@ -114,7 +114,7 @@ class Scoreboard:
         as_of = format_ms(self.now_ms)
         result = []
         for channel in self.owned():
-            windows = self._windows(channel)
+            windows = self.channel(channel)
             open_now = self.open_tickets.get(channel, 0)
             for spec in self.timeline.windows:
                 result.append(build_snapshot(channel, spec.name, windows.window(spec.name), open_now, as_of))

@@ -2,7 +2,8 @@
 
 The embedded broker (tansu) is the default; set STREAM_APP_TEST_BROKER=host:port
 to run against another broker, e.g. Apache Kafka from scripts/kafka-local.
-Joining a consumer group on tansu takes ~30 s, hence one shared worker.
+Every test uses channels of its own (see harness.channel), so one shared worker
+serves them all and a broker's older data cannot leak into an assertion.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.core.timeutil import format_ms  # noqa: F401  (re-exported for tests)
 from stream_app.embedded_broker import EmbeddedBroker
 from tests.factories import encode, survey
 from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, produce
@@ -38,6 +38,7 @@ def bootstrap() -> Iterator[str]:
         yield external.split("://", 1)[-1]
         return
     OUTPUT.mkdir(parents=True, exist_ok=True)
+    os.environ["STREAM_APP_BROKER_KIND"] = "tansu"  # inherited by the worker processes
     with EmbeddedBroker(log_path=str(OUTPUT / f"tansu-{RUN}.log")) as broker:
         yield broker.bootstrap
 

@@ -28,7 +28,10 @@ def channel(name: str) -> str:
     return f"{name}_{RUN}"
 
 
-TEST_CHANNELS = [channel(n) for n in ("e2e", "dlq", "dup", "probe", "restart", "absent", "latency")]
+TEST_CHANNELS = [
+    channel(n)
+    for n in ("e2e", "dlq", "dup", "probe", "restart_rocksdb", "restart_memory", "absent", "latency")
+]
 
 
 def free_port() -> int:
@@ -55,6 +58,7 @@ class WorkerProcess:
             "STREAM_APP_APP_ID": app_id,
             "STREAM_APP_DATA_DIR": str(workdir / f"data-{app_id}"),
             "STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, *TEST_CHANNELS]),
+            "STREAM_APP_BROKER_KIND": os.environ.get("STREAM_APP_BROKER_KIND", "kafka"),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
 def test_restart_recovers_scores_and_ticket_state(start_worker: Any, bootstrap: str, store: str) -> None:
-    ch = channel("restart")
+    ch = channel(f"restart_{store[:-3]}")
     app_id = f"cx-restart-{store[:4]}-{RUN}"
     worker = start_worker(app_id, channel("probe"), STREAM_APP_STORE=store)
     now = int(time.time() * 1000)
