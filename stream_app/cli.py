@@ -109,6 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "STREAM_APP_BROKER": broker.url,
         "STREAM_APP_WEB_PORT": str(web_port),
         "STREAM_APP_DATA_DIR": str(workdir / "data"),
+        "STREAM_APP_BROKER_KIND": "tansu",
     }
     settings = config.load(env)
     asyncio.run(ensure_topics(settings))
@@ -129,7 +130,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         generating = asyncio.create_task(
-            produce(broker.bootstrap, args.rate, None, args.seed, drop=drop, channels=list(settings.channels))
+            produce(
+                broker.bootstrap,
+                args.rate,
+                None,
+                args.seed,
+                backfill_ms=args.backfill * 1000,
+                drop=drop,
+                channels=list(settings.channels),
+            )
         )
         while not generating.done():
             await asyncio.sleep(10)
@@ -172,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="embedded broker + worker + generator, no setup")
     demo.add_argument("--web-port", type=int)
-    demo.add_argument("--rate", type=float, default=8.0, help="new contacts per second")
+    demo.add_argument("--rate", type=float, default=3.0, help="new contacts per second (~4.5 events each)")
+    demo.add_argument("--backfill", type=int, default=600, help="seconds of history produced at start")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--drop-after", type=int, default=180, help="seconds until the chat CSAT drop")
     demo.add_argument("--drop-for", type=int, default=300, help="seconds the drop lasts")

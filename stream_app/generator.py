@@ -59,7 +59,8 @@ class Drop:
     satisfied: float = 0.35
 
 
-Record = tuple[int, str, bytes, bytes]  # (due ms, topic, key, value)
+Record = tuple[int, str, bytes, bytes]
+PREHISTORY_MS = 6 * HOUR_MS  # (due ms, topic, key, value)
 
 
 class Generator:
@@ -181,14 +182,17 @@ async def produce(
     sent = 0
     try:
         start = time.time() * 1000
-        t = start - backfill_ms
-        # Backfill: contacts from the recent past, produced as fast as the broker takes them.
+        # Simulate the last few hours so long-running tickets (email, portal) resolve
+        # during the backfill, but produce only the backfill's events, as fast as the
+        # broker takes them: every window has data from the first seconds of a run.
+        t = start - max(backfill_ms, PREHISTORY_MS) if backfill_ms else start
         while t < start:
             generator.new_contact(int(t))
             t += generator.random.expovariate(rate) * 1000
-        for _, topic, key, value in generator.due(int(start)):
-            await producer.send(topic, value, key=key)
-            sent += 1
+        for at, topic, key, value in generator.due(int(start)):
+            if at >= start - backfill_ms:
+                await producer.send(topic, value, key=key)
+                sent += 1
         deadline = None if duration_s is None else start + duration_s * 1000
         next_contact = start
         while deadline is None or time.time() * 1000 < deadline:
