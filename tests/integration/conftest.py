@@ -22,15 +22,6 @@ from tests.integration.harness import RUN, WorkerProcess, channel, metric_value,
 OUTPUT = Path(os.environ.get("STREAM_APP_TEST_OUTPUT", "test-output"))
 
 
-def broker_label() -> str:
-    external = os.environ.get("STREAM_APP_TEST_BROKER")
-    return f"external broker at {external}" if external else "embedded broker (tansu)"
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"integration broker: {broker_label()}"
-
-
 @pytest.fixture(scope="session")
 def bootstrap() -> Iterator[str]:
     external = os.environ.get("STREAM_APP_TEST_BROKER")

@@ -1,0 +1,63 @@
+import pytest
+
+from stream_app import config
+from stream_app.config import ConfigError
+
+
+def test_defaults_match_the_spec() -> None:
+    s = config.load({})
+    assert s.broker == ("kafka://localhost:9092",)
+    assert s.web_port == 6066
+    assert s.store == "memory://"
+    assert s.timezone == "UTC"
+    assert s.channels == ("phone", "email", "chat", "sms", "social", "video", "portal", "app", "in_person")
+    assert s.windows == ("15m", "1h", "24h", "today")
+    assert s.partitions == 4
+    assert s.sla_preset == "it_services"
+
+
+def test_values_are_parsed() -> None:
+    s = config.load(
+        {
+            "STREAM_APP_BROKER": "k1:9092, kafka://k2:9093",
+            "STREAM_APP_TIMEZONE": "Asia/Tokyo",
+            "STREAM_APP_WINDOWS": "5m,today",
+            "STREAM_APP_SLA_OVERRIDES": "chat.first_response=2m;*/urgent.resolution=4h",
+            "STREAM_APP_STORE": "rocksdb://",
+        }
+    )
+    assert s.broker == ("kafka://k1:9092", "kafka://k2:9093")
+    assert s.bootstrap == "k1:9092,k2:9093"
+    assert [w.name for w in s.timeline().windows] == ["5m", "today"]
+    targets = s.lifecycle_rules().sla
+    assert targets.target_ms("first_response", "chat", "low") == 120_000
+    assert targets.target_ms("resolution", "email", "urgent") == 4 * 3_600_000
+    assert targets.target_ms("resolution", "email", "normal") == 8 * 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BROKER", "kafka://"),
+        ("WEB_PORT", "70000"),
+        ("STORE", "postgres://"),
+        ("TIMEZONE", "Nowhere/City"),
+        ("CHANNELS", "Chat"),
+        ("CHANNELS", "all"),
+        ("WINDOWS", "90s"),
+        ("WINDOWS", "weekly"),
+        ("PARTITIONS", "0"),
+        ("SLA_PRESET", "platinum"),
+        ("SLA_OVERRIDES", "chat.first_reply=5m"),
+        ("RULES", "/does/not/exist.yaml"),
+        ("BUCKET", "7m"),
+        ("GRACE", "ten minutes"),
+        ("BROKER_KIND", "redpanda"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load({f"STREAM_APP_{name}": value})
+    message = str(raised.value)
+    assert f"STREAM_APP_{name}" in message
+    assert "\n" not in message
