@@ -36,12 +36,17 @@ def _min(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
 
 
-def _remember(state: State, event_id: str) -> bool:
-    """Record the event id; False when it was already applied."""
+def _remember(state: State, event: dict[str, Any], at_ms: int) -> bool:
+    """Record what every event tells (id, last activity, earliest sighting).
+
+    False when this event_id was already applied: the state is left untouched.
+    """
     seen: list[str] = state.setdefault("ids", [])
-    if event_id in seen:
+    if event["event_id"] in seen:
         return False
-    seen.append(event_id)
+    seen.append(event["event_id"])
+    state["lt"] = max(state.get("lt", at_ms), at_ms)
+    state["f"] = _earliest(state.get("f"), [at_ms, event["event_id"], event["channel"]])
     return True
 
 
@@ -50,11 +55,9 @@ def _remember(state: State, event_id: str) -> bool:
 
 def apply_ticket_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
     """Fold one ticket event into its state. False means a duplicate."""
-    if not _remember(state, event["event_id"]):
+    if not _remember(state, event, at_ms):
         return False
     kind = event["event_type"]
-    state["lt"] = max(state.get("lt", at_ms), at_ms)
-    state["f"] = _earliest(state.get("f"), [at_ms, event["event_id"], event["channel"]])
     if kind == "ticket.created":
         record = [at_ms, event["event_id"], event["channel"], event.get("priority") or "normal"]
         state["cr"] = _earliest(state.get("cr"), record)
@@ -115,11 +118,9 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
 
 def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
     """Fold one chat event into its state. False means a duplicate."""
-    if not _remember(state, event["event_id"]):
+    if not _remember(state, event, at_ms):
         return False
     kind = event["event_type"]
-    state["lt"] = max(state.get("lt", at_ms), at_ms)
-    state["f"] = _earliest(state.get("f"), [at_ms, event["event_id"], event["channel"]])
     if kind == "chat.started":
         state["st"] = _earliest(state.get("st"), [at_ms, event["event_id"], event["channel"]])
     elif kind == "chat.agent_joined":
