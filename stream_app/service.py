@@ -102,7 +102,6 @@ class CxService:
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.last_flush = 0
         self.last_sweep: dict[tuple[str, int], int] = {}
-        self.pending_drops: dict[str, list[int]] = {}
         #: Highest offset this process handled per input partition. Faust may hand
         #: a record over twice right after a table restore; the second time is skipped.
         self.handled: dict[tuple[str, int], int] = {}
@@ -296,7 +295,7 @@ class CxService:
                     "n": self.scoreboard.open_tickets.get(channel, 0),
                 }
                 self.applied[key] = offset
-            for bucket in self.pending_drops.pop(channel, []):
+            for bucket in self.scoreboard.take_dropped(channel):
                 key = f"{channel}|{bucket}"
                 self.scores.pop(key, None)
                 self.applied.pop(key, None)
@@ -333,10 +332,7 @@ class CxService:
 
     async def _publish_snapshots(self) -> None:
         now = now_ms()
-        dropped = self.scoreboard.advance(now)
-        for channel, buckets in dropped.items():
-            if buckets:
-                self.pending_drops.setdefault(channel, []).extend(buckets)
+        self.scoreboard.advance(now)
         for snap in self.scoreboard.snapshots():
             key = (snap["channel"], snap["window"])
             last = self.published.get(key)

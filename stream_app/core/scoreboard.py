@@ -82,6 +82,8 @@ class Scoreboard:
         self.now_ms = now_ms
         self.channels: dict[str, ChannelWindows] = {}
         self.open_tickets: dict[str, int] = {}
+        #: Buckets dropped by retention, per channel, until the owner deletes them from storage.
+        self.dropped: dict[str, list[int]] = {}
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
@@ -97,10 +99,16 @@ class Scoreboard:
             self.open_tickets[channel] = self.open_tickets.get(channel, 0) + partial.open_delta
         return changed
 
-    def advance(self, now_ms: int) -> dict[str, list[int]]:
-        """Slide every window to `now_ms`; returns dropped buckets per channel."""
+    def advance(self, now_ms: int) -> None:
+        """Slide every window to `now_ms`, remembering the buckets retention dropped."""
         self.now_ms = now_ms
-        return {c: w.advance(now_ms) for c, w in self.channels.items()}
+        for channel, windows in self.channels.items():
+            dropped = windows.advance(now_ms)
+            if dropped:
+                self.dropped.setdefault(channel, []).extend(dropped)
+
+    def take_dropped(self, channel: str) -> list[int]:
+        return self.dropped.pop(channel, [])
 
     def forget(self, channel: str) -> None:
         """Stop reporting a channel whose partition moved to another worker."""

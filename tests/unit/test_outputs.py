@@ -62,3 +62,18 @@ def test_partials_round_trip_through_json() -> None:
     again = ChannelPartial.from_json(drained["chat"].to_json())
     assert again.open_delta == 1
     assert again.buckets == drained["chat"].buckets
+
+
+def test_scoreboard_remembers_buckets_dropped_by_retention() -> None:
+    from stream_app.core.scoreboard import Scoreboard
+
+    timeline = make_intake().timeline
+    board = Scoreboard(timeline, NOW)
+    partials = Partials(timeline)
+    partials.add([(("chat", NOW, "chat_started", 0, 0), 1)])
+    board.apply("chat", partials.drain()["chat"])
+    board.advance(NOW + 60_000)  # a scrape or a snapshot tick: nothing expires yet
+    assert board.take_dropped("chat") == []
+    board.advance(NOW + 26 * 3_600_000)
+    assert board.take_dropped("chat") == [timeline.bucket_of(NOW)]
+    assert board.take_dropped("chat") == []
