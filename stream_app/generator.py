@@ -56,7 +56,7 @@ class Drop:
     channel: str
     start_ms: int
     end_ms: int
-    satisfied: float = 0.35
+    satisfied: float = 0.25
 
 
 Record = tuple[int, str, bytes, bytes]

@@ -152,7 +152,9 @@ def test_empty_windows_are_absent_not_zero(worker: WorkerProcess, bootstrap: str
         assert snap["nps"] == {"value": None, "n": 0, "ci95": None, "promoters": 0, "detractors": 0}
 
 
-def test_end_to_end_latency_to_metrics(worker: WorkerProcess, bootstrap: str, record_property: Any) -> None:
+def test_end_to_end_latency_to_metrics(
+    worker: WorkerProcess, bootstrap: str, record_property: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Produce one event and time until /metrics shows it (the figure the README reports)."""
     ch = channel("latency")
     timings = []
@@ -169,4 +171,5 @@ def test_end_to_end_latency_to_metrics(worker: WorkerProcess, bootstrap: str, re
         )
         timings.append(time.perf_counter() - start)
     record_property("e2e_latency_seconds", timings)
-    print(f"\nend-to-end produce → /metrics latency: {', '.join(f'{x * 1000:.0f} ms' for x in timings)}")
+    with capsys.disabled():
+        print(f"\n  end-to-end produce → /metrics: {', '.join(f'{x * 1000:.0f} ms' for x in timings)}")
