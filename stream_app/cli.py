@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="embedded broker + worker + generator, no setup")
     demo.add_argument("--web-port", type=int)
-    demo.add_argument("--rate", type=float, default=3.0, help="new contacts per second (~4.5 events each)")
+    demo.add_argument("--rate", type=float, default=5.0, help="new contacts per second (~4.5 events each)")
     demo.add_argument("--backfill", type=int, default=600, help="seconds of history produced at start")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--drop-after", type=int, default=180, help="seconds until the chat CSAT drop")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream_app.core.lifecycle import LifecycleRules
+from stream_app.core.rules import Rule, RuleError, load_rules
 from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
 from stream_app.core.timeutil import parse_duration_ms
 from stream_app.core.windows import TODAY, Timeline, WindowSpec
@@ -54,8 +55,15 @@ class Settings:
     log_level: str = "info"
     replication_factor: int = 1
     broker_kind: str = "kafka"
+    alert_rules: tuple[Rule, ...] = ()
 
     def timeline(self) -> Timeline:
+        """Buckets and windows: the reported ones plus any the alert rules use."""
+        names = dict.fromkeys([*self.windows, *(w for r in self.alert_rules for w in r.windows)])
+        specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in names)
+        return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
+
+    def reported_timeline(self) -> Timeline:
         specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in self.windows)
         return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
 
@@ -229,4 +237,14 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.grace_ms < 0 or settings.future_ms < 0:
         raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
-    return settings
+    try:
+        rules = load_rules(
+            Path(settings.rules) if settings.rules else None,
+            settings.channels,
+            settings.bucket_ms,
+            settings.reported_timeline().retention_ms,
+        )
+    except RuleError as exc:
+        where = settings.rules or "the default rules"
+        raise ConfigError(f"{PREFIX}RULES={where}: {exc}") from None
+    return replace(settings, alert_rules=rules)

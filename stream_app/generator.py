@@ -38,12 +38,12 @@ class ChannelProfile:
 
 PROFILES: dict[str, ChannelProfile] = {
     "phone": ChannelProfile(0.22, 0.2, 0.82, 45),
-    "email": ChannelProfile(0.16, 1.0, 0.78, 3 * 3600),
-    "chat": ChannelProfile(0.20, 0.1, 0.87, 40),
+    "email": ChannelProfile(0.16, 1.0, 0.78, 40 * 60),
+    "chat": ChannelProfile(0.25, 0.1, 0.87, 40),
     "sms": ChannelProfile(0.06, 0.0, 0.80, 120),
-    "social": ChannelProfile(0.06, 0.3, 0.70, 600),
+    "social": ChannelProfile(0.06, 0.3, 0.78, 600),
     "video": ChannelProfile(0.03, 0.0, 0.88, 60),
-    "portal": ChannelProfile(0.10, 1.0, 0.76, 2 * 3600),
+    "portal": ChannelProfile(0.10, 1.0, 0.76, 30 * 60),
     "app": ChannelProfile(0.12, 0.4, 0.84, 90),
     "in_person": ChannelProfile(0.05, 0.5, 0.90, 300),
 }
@@ -56,7 +56,7 @@ class Drop:
     channel: str
     start_ms: int
     end_ms: int
-    satisfied: float = 0.25
+    satisfied: float = 0.05
 
 
 Record = tuple[int, str, bytes, bytes]
@@ -64,8 +64,18 @@ PREHISTORY_MS = 6 * HOUR_MS  # (due ms, topic, key, value)
 
 
 class Generator:
-    def __init__(self, seed: int, channels: list[str] | None = None, drop: Drop | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        channels: list[str] | None = None,
+        drop: Drop | None = None,
+        since_ms: int | None = None,
+    ) -> None:
         self.random = random.Random(seed)
+        #: Events before this are not produced. Chats starting earlier are skipped whole
+        #: (half a conversation would look abandoned); tickets may be half-seen, as a
+        #: helpdesk's are when the service starts.
+        self.since_ms = since_ms
         self.channels = [c for c in (channels or list(PROFILES)) if c in PROFILES]
         self.drop = drop
         self.ids = itertools.count(1)
@@ -96,8 +106,10 @@ class Generator:
         profile = PROFILES[channel]
         if self.random.random() < profile.ticket_share:
             end = self._ticket(channel, profile, at_ms)
-        else:
+        elif self.since_ms is None or at_ms >= self.since_ms:
             end = self._chat(channel, profile, at_ms)
+        else:
+            return
         if end is not None and self.random.random() < 0.45:
             self._surveys(channel, end + self._delay_ms(60))
 
@@ -160,7 +172,8 @@ class Generator:
     def due(self, now_ms: int) -> Iterator[Record]:
         while self.queue and self.queue[0][0] <= now_ms:
             at, _, topic, key, value = heapq.heappop(self.queue)
-            yield at, topic, key, value
+            if self.since_ms is None or at >= self.since_ms:
+                yield at, topic, key, value
 
 
 async def produce(
@@ -176,12 +189,12 @@ async def produce(
 
     `rate` is new contacts per second (each makes ~4 events).
     """
-    generator = Generator(seed, channels, drop)
+    start = time.time() * 1000
+    generator = Generator(seed, channels, drop, since_ms=int(start - backfill_ms))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
     await producer.start()
     sent = 0
     try:
-        start = time.time() * 1000
         # Simulate the last few hours so long-running tickets (email, portal) resolve
         # during the backfill, but produce only the backfill's events, as fast as the
         # broker takes them: every window has data from the first seconds of a run.
@@ -189,10 +202,9 @@ async def produce(
         while t < start:
             generator.new_contact(int(t))
             t += generator.random.expovariate(rate) * 1000
-        for at, topic, key, value in generator.due(int(start)):
-            if at >= start - backfill_ms:
-                await producer.send(topic, value, key=key)
-                sent += 1
+        for _, topic, key, value in generator.due(int(start)):
+            await producer.send(topic, value, key=key)
+            sent += 1
         deadline = None if duration_s is None else start + duration_s * 1000
         next_contact = start
         while deadline is None or time.time() * 1000 < deadline:

@@ -105,6 +105,10 @@ class Instruments:
             "cx_alert_firing", "1 while an alert is firing", ["rule", "channel", "window"],
             registry=self.registry,
         )  # fmt: skip
+        self.alerts = Counter(
+            "cx_alerts", "Alert state changes published to cx.alerts", ["rule", "severity", "state"],
+            registry=self.registry,
+        )  # fmt: skip
         self.partials = Counter(
             "cx_partials", "Per-channel partial aggregates flushed to the merge stage", registry=self.registry
         )

@@ -30,10 +30,11 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app.config import Settings
+from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import DUPLICATE, INPUTS, Accepted, Intake, Rejected, Schemas
 from stream_app.core.lifecycle import State
-from stream_app.core.scoreboard import ChannelPartial, Partials, Scoreboard
+from stream_app.core.scoreboard import ALL, ChannelPartial, Partials, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.metrics import Instruments
 from stream_app.topics import partitions_of
@@ -97,7 +98,7 @@ class CxService:
             Schemas(), frozenset(settings.channels), self.timeline, settings.lifecycle_rules()
         )
         self.partials = Partials(self.timeline)
-        self.scoreboard = Scoreboard(self.timeline, now_ms())
+        self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         self.global_view: dict[tuple[str, str], dict[str, Any]] = {}
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.last_flush = 0
@@ -108,6 +109,9 @@ class CxService:
         #: Offset of the partial that last changed each scores-table key: replaying a
         #: partial after a crash or rebalance applies only what it had not yet applied.
         self.applied: dict[str, int] = {}
+        self.last_evaluated: dict[str, int] = {}
+        self.last_sent: dict[str, int] = {}
+        self.heartbeat_channels = (*settings.channels, ALL)
         self.instruments = Instruments(self.owned_snapshots)
         self.app = self._build_app()
 
@@ -160,6 +164,9 @@ class CxService:
         self.alerts_topic = raw_topic(ALERTS_TOPIC)
         self.tables = {kind: table(f"{kind}-state") for _, kind, _ in INPUTS.values()}
         self.scores = table("scores")
+        # Alert episodes, one record per channel, written by the merge agent while it
+        # handles that channel's partials: co-partitioned with the channel like `scores`.
+        self.alert_states = table("alert-state")
         self.scores.on_recover(self._rebuild_scoreboard)
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -251,8 +258,18 @@ class CxService:
         self.partials.add(retract)
 
     async def _flush_partials(self) -> None:
-        self.last_flush = now_ms()
-        for channel, partial in self.partials.drain().items():
+        """Send the summed partials; a channel with nothing to send for a second gets an
+        empty one, so its owner still sees the channel's stream move (alerts are stepped there)."""
+        now = self.last_flush = now_ms()
+        ready = self.partials.drain()
+        for channel in self.heartbeat_channels:
+            if (
+                channel not in ready
+                and now - self.last_sent.get(channel, 0) >= self.settings.snapshot_interval_ms
+            ):
+                ready[channel] = ChannelPartial()
+        for channel, partial in ready.items():
+            self.last_sent[channel] = now
             await self.partials_topic.send(key=channel.encode(), value=orjson.dumps(partial.to_json()))
             self.instruments.partials.inc()
 
@@ -299,10 +316,13 @@ class CxService:
                 key = f"{channel}|{bucket}"
                 self.scores.pop(key, None)
                 self.applied.pop(key, None)
+            now = now_ms()
+            if now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
+                await self._evaluate_alerts(channel, now)
 
     async def _rebuild_scoreboard(self) -> None:
         """After recovery the table holds exactly the channels this worker owns."""
-        board = Scoreboard(self.timeline, now_ms())
+        board = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         applied: dict[str, int] = {}
         for key, value in list(self.scores.items()):
             applied[key] = int(value.get("o", -1))
@@ -320,9 +340,10 @@ class CxService:
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
         # Until recovery tells us what we own again, report nothing rather than stale figures.
-        self.scoreboard = Scoreboard(self.timeline, now_ms())
+        self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         self.applied = {}
         self.handled.clear()
+        self.instruments.alert_firing.clear()
 
     # --- outputs ------------------------------------------------------------------
 
@@ -340,6 +361,27 @@ class CxService:
                 continue
             self.published[key] = (now, snap)
             await self.metrics_topic.send(key=f"{key[0]}/{key[1]}".encode(), value=orjson.dumps(snap))
+
+    async def _evaluate_alerts(self, channel: str, now: int) -> None:
+        """Step every rule for one owned channel (inside its partials stream); publish changes."""
+        self.last_evaluated[channel] = now
+        self.scoreboard.advance(now)
+        stored: dict[str, alerts.State] = self.alert_states.get(channel) or {}
+        states = dict(stored)
+        windows = self.scoreboard.channel(channel).windows
+        open_now = self.scoreboard.open_tickets.get(channel, 0)
+        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, open_now, states, now)
+        if states != stored:
+            self.alert_states[channel] = states
+        for message in messages:
+            record_key = f"{message['rule']}/{channel}/{message['window']}".encode()
+            await self.alerts_topic.send(key=record_key, value=orjson.dumps(message))
+            self.instruments.alerts.labels(message["rule"], message["severity"], message["state"]).inc()
+            log.warning("alert %s: %s", message["state"], message["summary"])
+        for rule_window, state in states.items():
+            rule, _, window = rule_window.partition("/")
+            firing = state["s"] in ("firing", "clearing")
+            self.instruments.alert_firing.labels(rule, channel, window).set(1 if firing else 0)
 
     async def _follow_metrics_topic(self) -> None:
         """Global view for the API: every worker reads all of `cx.metrics` (no group)."""

@@ -23,6 +23,7 @@ COUNTERS = (
     "slafr_n", "slafr_ok", "slares_n", "slares_ok",
     "tickets", "chats", "surveys",
     "frt_sum", "res_sum", "wait_sum",
+    "ces_sq", "frt_sq", "res_sq", "wait_sq",
 )  # fmt: skip
 SKETCHES = ("frt", "res", "wait")
 
@@ -63,6 +64,7 @@ class Aggregate:
         elif kind == "ces":
             self._bump("ces_n", sign)
             self._bump("ces_sum", sign * value)
+            self._bump("ces_sq", sign * value * value)
             if ces_agrees(value, flag):
                 self._bump("ces_ok", sign)
             self._bump("surveys", sign)
@@ -100,6 +102,8 @@ class Aggregate:
 
     def _duration(self, name: str, ms: int, sign: int) -> None:
         self._bump(f"{name}_sum", sign * ms)
+        # Squares in whole seconds: enough for a variance, and bounded for JSON integers.
+        self._bump(f"{name}_sq", sign * round(ms / 1000) ** 2)
         counts = self.sketches.setdefault(name, {})
         sketch.add(counts, ms, sign)
         if not counts:

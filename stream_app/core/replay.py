@@ -10,17 +10,27 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from stream_app.core import alerts
 from stream_app.core.intake import DUPLICATE, INPUTS, Accepted, Intake, Rejected
 from stream_app.core.lifecycle import State
+from stream_app.core.rules import Rule
 from stream_app.core.scoreboard import Partials, Scoreboard
 
 
 class Replay:
-    def __init__(self, intake: Intake, now_ms: int) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        now_ms: int,
+        rules: tuple[Rule, ...] = (),
+        reported: tuple[str, ...] | None = None,
+    ) -> None:
         self.intake = intake
+        self.rules = rules
+        self.alert_states: dict[str, dict[str, alerts.State]] = {}
         self.stores: dict[str, dict[str, State]] = {kind: {} for _, kind, _ in INPUTS.values()}
         self.partials = Partials(intake.timeline)
-        self.scoreboard = Scoreboard(intake.timeline, now_ms)
+        self.scoreboard = Scoreboard(intake.timeline, now_ms, reported)
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.rejections: Counter[str] = Counter()
 
@@ -48,3 +58,15 @@ class Replay:
         self.flush()
         self.scoreboard.advance(now_ms)
         return self.scoreboard.snapshots()
+
+    def alerts(self, now_ms: int) -> list[dict[str, Any]]:
+        """Evaluate every rule on every channel at `now_ms`; returns the state changes."""
+        self.flush()
+        self.scoreboard.advance(now_ms)
+        messages = []
+        for channel in self.scoreboard.owned():
+            windows = self.scoreboard.channel(channel).windows
+            open_now = self.scoreboard.open_tickets.get(channel, 0)
+            states = self.alert_states.setdefault(channel, {})
+            messages.extend(alerts.evaluate(self.rules, channel, windows, open_now, states, now_ms))
+        return messages

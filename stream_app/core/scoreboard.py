@@ -77,9 +77,11 @@ class Partials:
 class Scoreboard:
     """Windows and backlog of the channels this process owns."""
 
-    def __init__(self, timeline: Timeline, now_ms: int) -> None:
+    def __init__(self, timeline: Timeline, now_ms: int, reported: tuple[str, ...] | None = None) -> None:
         self.timeline = timeline
         self.now_ms = now_ms
+        #: Windows published as snapshots; the timeline may track more (alert rules' windows).
+        self.reported = reported or tuple(w.name for w in timeline.windows)
         self.channels: dict[str, ChannelWindows] = {}
         self.open_tickets: dict[str, int] = {}
         #: Buckets dropped by retention, per channel, until the owner deletes them from storage.

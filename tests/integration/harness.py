@@ -30,7 +30,18 @@ def channel(name: str) -> str:
 
 TEST_CHANNELS = [
     channel(n)
-    for n in ("e2e", "dlq", "dup", "probe", "restart_rocksdb", "restart_memory", "absent", "latency")
+    for n in (
+        "e2e",
+        "dlq",
+        "dup",
+        "probe",
+        "restart_rocksdb",
+        "restart_memory",
+        "absent",
+        "latency",
+        "alert",
+        "alert_restart",
+    )
 ]
 
 

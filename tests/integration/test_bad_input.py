@@ -111,7 +111,7 @@ def test_duplicates_are_counted_once(worker: WorkerProcess, bootstrap: str) -> N
     assert after[("cx.tickets", "duplicate")] - before[("cx.tickets", "duplicate")] == 1
     assert after[("cx.surveys", "duplicate")] - before[("cx.surveys", "duplicate")] == 2
     samples = worker.wait_until(
-        lambda: (m := worker.metrics()) and metric_value(m, "cx_open_tickets", channel=ch) is not None and m,
+        lambda: (m := worker.metrics()) and metric_value(m, "cx_open_tickets", channel=ch) == 1 and m,
         30,
         "the merge stage",
     )

@@ -28,7 +28,8 @@ def test_values_are_parsed() -> None:
     )
     assert s.broker == ("kafka://k1:9092", "kafka://k2:9093")
     assert s.bootstrap == "k1:9092,k2:9093"
-    assert [w.name for w in s.timeline().windows] == ["5m", "today"]
+    assert [w.name for w in s.reported_timeline().windows] == ["5m", "today"]
+    assert {w.name for w in s.timeline().windows} >= {"5m", "today", "1h"}  # + the rules' windows
     targets = s.lifecycle_rules().sla
     assert targets.target_ms("first_response", "chat", "low") == 120_000
     assert targets.target_ms("resolution", "email", "urgent") == 4 * 3_600_000

@@ -1,0 +1,130 @@
+"""Every SPEC §4 metric as a measurement of an aggregate: value, n and spread.
+
+Alert rules name these metrics; the significance tests need more than the
+value (hits for proportions, per-observation variance for means and NPS), and
+all of it comes from the additive counters, so "baseline without the current
+window" is a plain subtraction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream_app.core import sketch
+from stream_app.core.aggregate import Aggregate
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    label: str
+    kind: str  # ratio | nps | mean | quantile | count | gauge
+    higher_is_better: bool
+    unit: str  # ratio | points | seconds | score | count
+    hits: str = ""
+    n: str = ""
+    total: str = ""
+    squares: str = ""
+    sketch: str = ""
+    quantile: float = 0.0
+    scale: float = 1.0  # total / scale is the value (ms → s)
+
+
+def _durations(prefix: str, name: str, label: str) -> dict[str, MetricSpec]:
+    return {
+        f"{prefix}_mean": MetricSpec(
+            f"mean {label}", "mean", False, "seconds", total=f"{name}_sum", squares=f"{name}_sq",
+            sketch=name, scale=1000.0,
+        ),
+        f"{prefix}_p50": MetricSpec(f"p50 {label}", "quantile", False, "seconds", sketch=name, quantile=0.5),
+        f"{prefix}_p90": MetricSpec(f"p90 {label}", "quantile", False, "seconds", sketch=name, quantile=0.9),
+    }  # fmt: skip
+
+
+METRICS: dict[str, MetricSpec] = {
+    "csat": MetricSpec("CSAT", "ratio", True, "ratio", hits="csat_ok", n="csat_n"),
+    "nps": MetricSpec("NPS", "nps", True, "points", n="nps_n"),
+    "ces": MetricSpec("CES agreement", "ratio", True, "ratio", hits="ces_ok", n="ces_n"),
+    "ces_mean": MetricSpec("mean CES", "mean", True, "score", total="ces_sum", squares="ces_sq", n="ces_n"),
+    "fcr": MetricSpec("FCR", "ratio", True, "ratio", hits="fcr_ok", n="fcr_n"),
+    "abandoned": MetricSpec("chat abandonment", "ratio", False, "ratio", hits="aband", n="end_n"),
+    "sla_first_response": MetricSpec(
+        "first-response SLA attainment", "ratio", True, "ratio", hits="slafr_ok", n="slafr_n"
+    ),
+    "sla_resolution": MetricSpec(
+        "resolution SLA attainment", "ratio", True, "ratio", hits="slares_ok", n="slares_n"
+    ),
+    **_durations("first_response", "frt", "first response time"),
+    **_durations("resolution", "res", "resolution time"),
+    **_durations("chat_wait", "wait", "chat wait"),
+    "volume_tickets": MetricSpec("tickets created", "count", True, "count", n="tickets"),
+    "volume_chats": MetricSpec("chats started", "count", True, "count", n="chats"),
+    "volume_surveys": MetricSpec("survey responses", "count", True, "count", n="surveys"),
+    "open_tickets": MetricSpec("open tickets", "gauge", False, "count"),
+}
+
+
+@dataclass(frozen=True)
+class Measure:
+    value: float | None
+    n: int
+    hits: int = 0
+    variance: float | None = None  # per observation, for tests on means and NPS
+
+
+def _count(agg: Aggregate, spec: MetricSpec) -> int:
+    if spec.n:
+        return agg.get(spec.n)
+    return sketch.total(agg.sketches.get(spec.sketch, {}))
+
+
+def measure(metric: str, agg: Aggregate, open_tickets: int = 0) -> Measure:
+    spec = METRICS[metric]
+    if spec.kind == "gauge":
+        return Measure(float(open_tickets), 1)
+    n = _count(agg, spec)
+    if spec.kind == "count":
+        return Measure(float(n), n)
+    if n <= 0:
+        return Measure(None, 0)
+    if spec.kind == "ratio":
+        hits = agg.get(spec.hits)
+        p = hits / n
+        return Measure(p, n, hits, p * (1 - p))
+    if spec.kind == "nps":
+        p, d = agg.get("nps_pro") / n, agg.get("nps_det") / n
+        return Measure(100.0 * (p - d), n, variance=10_000.0 * ((p + d) - (p - d) ** 2))
+    if spec.kind == "mean":
+        average = agg.get(spec.total) / spec.scale / n
+        variance = max(0.0, agg.get(spec.squares) / n - average * average)
+        return Measure(average, n, variance=variance)
+    ms = sketch.quantiles(agg.sketches.get(spec.sketch, {}), [spec.quantile])[spec.quantile]
+    return Measure(None if ms is None else ms / 1000.0, n)
+
+
+def without(outer: Aggregate, inner: Aggregate) -> Aggregate:
+    """Counters of `outer` minus `inner` (a baseline without the window it contains).
+
+    Sketches are left out: quantiles are not tested for significance.
+    """
+    rest = Aggregate()
+    rest.counts = dict(outer.counts)
+    for name, amount in inner.counts.items():
+        rest._bump(name, -amount)
+    return rest
+
+
+def format_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    unit = METRICS[metric].unit
+    if unit == "ratio":
+        return f"{value * 100:.0f}%"
+    if unit == "points":
+        return f"{value:+.0f}"
+    if unit == "seconds":
+        if value >= 3600:
+            return f"{value / 3600:.1f} h"
+        return f"{value / 60:.1f} min" if value >= 120 else f"{value:.0f} s"
+    if unit == "score":
+        return f"{value:.2f}"
+    return f"{value:.0f}"
