@@ -24,6 +24,7 @@ COUNTERS = (
     "tickets", "chats", "surveys",
     "frt_sum", "res_sum", "wait_sum",
     "ces_sq", "frt_sq", "res_sq", "wait_sq",
+    "frt_n", "res_n", "wait_n",
 )  # fmt: skip
 SKETCHES = ("frt", "res", "wait")
 
@@ -101,6 +102,7 @@ class Aggregate:
             del self.counts[name]
 
     def _duration(self, name: str, ms: int, sign: int) -> None:
+        self._bump(f"{name}_n", sign)
         self._bump(f"{name}_sum", sign * ms)
         # Squares in whole seconds: enough for a variance, and bounded for JSON integers.
         self._bump(f"{name}_sq", sign * round(ms / 1000) ** 2)

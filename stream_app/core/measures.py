@@ -32,8 +32,8 @@ class MetricSpec:
 def _durations(prefix: str, name: str, label: str) -> dict[str, MetricSpec]:
     return {
         f"{prefix}_mean": MetricSpec(
-            f"mean {label}", "mean", False, "seconds", total=f"{name}_sum", squares=f"{name}_sq",
-            sketch=name, scale=1000.0,
+            f"mean {label}", "mean", False, "seconds", n=f"{name}_n", total=f"{name}_sum",
+            squares=f"{name}_sq", scale=1000.0,
         ),
         f"{prefix}_p50": MetricSpec(f"p50 {label}", "quantile", False, "seconds", sketch=name, quantile=0.5),
         f"{prefix}_p90": MetricSpec(f"p90 {label}", "quantile", False, "seconds", sketch=name, quantile=0.9),
