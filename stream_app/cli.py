@@ -88,7 +88,8 @@ def _print_scores(url: str) -> None:
         print(
             f"  {snap['channel']:<10} {pct(snap['csat']):>5} {snap['csat']['n']:>4} "
             f"{'-' if nps is None else f'{nps:.0f}':>5} {pct(snap['fcr']):>5} "
-            f"{'-' if p90 is None else f'{p90:.0f}s':>8} {snap['open_tickets']:>5}"
+            f"{'-' if p90 is None else f'{p90:.0f}s':>8} {snap['open_tickets']:>5}",
+            flush=True,
         )
 
 
@@ -128,7 +129,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Ctrl-C stops everything.\n"
     )
 
+    async def print_alerts() -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer("cx.alerts", bootstrap_servers=broker.bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            async for record in consumer:
+                alert = orjson.loads(record.value)
+                print(f"ALERT {alert['state'].upper()} [{alert['severity']}] {alert['summary']}", flush=True)
+        finally:
+            await consumer.stop()
+
     async def run() -> None:
+        alerting = asyncio.create_task(print_alerts())
         generating = asyncio.create_task(
             produce(
                 broker.bootstrap,
@@ -144,8 +158,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             await asyncio.sleep(10)
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped; see {workdir / 'worker.log'}")
-            print(time.strftime("%H:%M:%S"))
+            print(time.strftime("%H:%M:%S"), flush=True)
             await asyncio.to_thread(_print_scores, url)
+        alerting.cancel()
         await generating
 
     try:

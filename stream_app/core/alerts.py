@@ -3,10 +3,11 @@
 
 A drop rule compares the window with its baseline *without* that window (so
 the two samples are independent) and fires only when the drop is at least
-`min_drop` AND a one-sided test rejects "no drop" at `confidence`: a pooled
-two-proportion z-test for ratios, a two-sample z-test on per-response values
-for NPS (±100/0 per response) and for means; the ratio test uses Yates'
-continuity correction, since alert windows are short. Hysteresis: once firing, the
+`min_drop` AND a one-sided test rejects "no drop" at `confidence`: a
+two-proportion test for ratios, a two-sample z-test on per-response values
+for NPS (±100/0 per response) and for means. Short windows hold few
+responses, so up to EXACT_UP_TO responses the two-proportion test is Fisher's
+exact test instead of its normal approximation. Hysteresis: once firing, the
 alert stays until the drop is below `min_drop - hysteresis` or no longer
 significant at `clear_confidence` (threshold rules: back past
 `threshold ± hysteresis`), for at least `clear_for`.
@@ -38,17 +39,44 @@ class Reading:
     p_value: float | None = None
 
 
+#: Above this many responses in the window the z-test is accurate and much cheaper.
+EXACT_UP_TO = 400
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def fisher_lower_tail(hits: int, n: int, base_hits: int, base_n: int) -> float:
+    """One-sided Fisher exact test: P(window hits <= observed | both samples share one rate).
+
+    Exact at any n; the normal approximation is not at the 15-40 responses a short
+    window holds, and understates the lower tail there (false alerts).
+    """
+    total, successes = n + base_n, hits + base_hits
+    low = max(0, n - (total - successes))
+    denominator = _log_comb(total, n)
+    terms = [
+        _log_comb(successes, x) + _log_comb(total - successes, n - x) - denominator
+        for x in range(low, hits + 1)
+    ]
+    peak = max(terms)
+    return min(1.0, math.exp(peak) * sum(math.exp(t - peak) for t in terms))
+
+
 def drop_p_value(rule: Rule, now: Measure, before: Measure) -> float:
     """One-sided p-value of "no worsening" given the window and the independent baseline."""
     assert now.value is not None and before.value is not None
     worse = (before.value - now.value) if rule.worse_is_lower else (now.value - before.value)
     kind = METRICS[rule.metric].kind
+    if kind == "ratio" and now.n <= EXACT_UP_TO:
+        if rule.worse_is_lower:
+            return fisher_lower_tail(now.hits, now.n, before.hits, before.n)
+        # worse is more hits (abandonment): the lower tail of the misses
+        return fisher_lower_tail(now.n - now.hits, now.n, before.n - before.hits, before.n)
     if kind == "ratio":
         pooled = (now.hits + before.hits) / (now.n + before.n)
         variance = pooled * (1 - pooled) * (1 / now.n + 1 / before.n)
-        # Yates' continuity correction: short windows hold few responses, and without
-        # it the normal approximation overstates significance there.
-        worse -= 0.5 * (1 / now.n + 1 / before.n)
     else:
         variance = (now.variance or 0.0) / now.n + (before.variance or 0.0) / before.n
     if variance <= 0:
