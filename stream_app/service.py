@@ -100,6 +100,7 @@ class CxService:
         self.partials = Partials(self.timeline)
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         self.global_view: dict[tuple[str, str], dict[str, Any]] = {}
+        self.global_records = 0
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.last_flush = 0
         self.last_sweep: dict[tuple[str, int], int] = {}
@@ -193,9 +194,12 @@ class CxService:
             async def get(self, request: Request) -> Response:
                 channel = request.query.get("channel") or None
                 window = request.query.get("window") or None
+                # Other workers' channels from cx.metrics; this worker's own, live.
+                view = dict(service.global_view)
+                view.update({(s["channel"], s["window"]): s for s in service.owned_snapshots()})
                 found = [
                     snap
-                    for (c, w), snap in sorted(service.global_view.items())
+                    for (c, w), snap in sorted(view.items())
                     if (channel is None or c == channel) and (window is None or w == window)
                 ]
                 return self.bytes(orjson.dumps(found), content_type="application/json")
@@ -203,7 +207,13 @@ class CxService:
         @app.page("/healthz")
         class HealthView(View):
             async def get(self, request: Request) -> Response:
-                return self.json({"status": "ok", "owned_channels": service.scoreboard.owned()})
+                return self.json(
+                    {
+                        "status": "ok",
+                        "owned_channels": service.scoreboard.owned(),
+                        "global_view_records": service.global_records,
+                    }
+                )
 
         del MetricsView, ScoresView, HealthView
 
@@ -398,5 +408,6 @@ class CxService:
                     continue
                 channel, _, window = record.key.decode().partition("/")
                 self.global_view[(channel, window)] = orjson.loads(record.value)
+                self.global_records += 1
         finally:
             await consumer.stop()

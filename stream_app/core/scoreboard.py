@@ -126,6 +126,6 @@ class Scoreboard:
         for channel in self.owned():
             windows = self.channel(channel)
             open_now = self.open_tickets.get(channel, 0)
-            for spec in self.timeline.windows:
-                result.append(build_snapshot(channel, spec.name, windows.window(spec.name), open_now, as_of))
+            for name in self.reported:
+                result.append(build_snapshot(channel, name, windows.window(name), open_now, as_of))
         return result

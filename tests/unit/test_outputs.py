@@ -77,3 +77,16 @@ def test_scoreboard_remembers_buckets_dropped_by_retention() -> None:
     board.advance(NOW + 26 * 3_600_000)
     assert board.take_dropped("chat") == [timeline.bucket_of(NOW)]
     assert board.take_dropped("chat") == []
+
+
+def test_only_reported_windows_are_published() -> None:
+    """Rules may track extra windows (a 2m alert window); snapshots keep to STREAM_APP_WINDOWS."""
+    from stream_app import config
+    from stream_app.core.intake import Intake
+
+    settings = config.load({})
+    intake = Intake(Schemas(), frozenset(settings.channels), settings.timeline(), settings.lifecycle_rules())
+    replay = Replay(intake, NOW, settings.alert_rules, settings.windows)
+    replay.feed("cx.surveys", encode(survey("csat", 5, NOW - 60_000, "chat")), NOW)
+    assert "2m" in {w.name for w in settings.timeline().windows}
+    assert {s["window"] for s in replay.snapshots(NOW)} == {"15m", "1h", "24h", "today"}
