@@ -331,10 +331,18 @@ class CxService:
                 await self._evaluate_alerts(channel, now)
 
     async def _rebuild_scoreboard(self) -> None:
-        """After recovery the table holds exactly the channels this worker owns."""
+        """Rebuild windows from the scores table for the partitions this worker owns now.
+
+        Faust's memory store keeps keys written live after their partition is revoked
+        (it forgets only recovered ones), so records are filtered by their partition.
+        """
         board = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         applied: dict[str, int] = {}
+        topic = self.partials_topic.get_topic_name()
+        owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
         for key, value in list(self.scores.items()):
+            if value.get("p") not in owned:
+                continue
             applied[key] = int(value.get("o", -1))
             channel, _, suffix = key.partition("|")
             if suffix == "open":

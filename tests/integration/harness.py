@@ -41,6 +41,7 @@ TEST_CHANNELS = [
         "latency",
         "alert",
         "alert_restart",
+        "alert_pair",
     )
 ]
 

@@ -140,3 +140,42 @@ def test_one_episode_across_a_worker_restart(start_worker: Any, bootstrap: str, 
     )
     time.sleep(3)
     check_episode(alert_messages(bootstrap, ch), ch)
+
+
+def test_one_episode_with_two_workers(start_worker: Any, bootstrap: str, workdir: Path) -> None:
+    """Two workers share the partitions: the channel's owner alone evaluates and publishes."""
+    ch = channel("alert_pair")
+    app_id = f"cx-alert-pair-{RUN}"
+    env = {"STREAM_APP_RULES": str(rules_file(workdir, ch))}
+    first = start_worker(app_id, channel("probe"), **env)
+    second = WorkerProcess(bootstrap, workdir, app_id, **env)
+    second.start()
+    try:
+        second.wait_until(lambda: second.get("/healthz"), 60, "the second worker's web server")
+
+        # the group has settled once both workers report disjoint, non-empty channel sets
+        def split() -> bool:
+            owned = [set(orjson.loads(w.get("/healthz"))["owned_channels"]) for w in (first, second)]
+            return bool(owned[0] and owned[1] and not owned[0] & owned[1])
+
+        first.wait_until(split, 120, "both workers to own channels")
+        owner = next(w for w in (first, second) if ch in orjson.loads(w.get("/healthz"))["owned_channels"])
+        stationary_then_drop(owner, bootstrap, ch)
+        recover(bootstrap, ch)
+        owner.wait_until(
+            lambda: [m for m in alert_messages(bootstrap, ch) if m["state"] == "resolved"], 60, "resolved"
+        )
+        time.sleep(3)
+        check_episode(alert_messages(bootstrap, ch), ch)
+        # each series once across the two workers
+        exported = [
+            metric_value(w.metrics(), "cx_alert_firing", rule="csat_drop", channel=ch, window="2m")
+            for w in (first, second)
+        ]
+        assert sorted(exported, key=lambda v: v is None) == [0, None]
+        csat = [
+            metric_value(w.metrics(), "cx_csat_responses", channel=ch, window="1h") for w in (first, second)
+        ]
+        assert csat.count(None) == 1
+    finally:
+        second.stop()
