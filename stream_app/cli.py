@@ -125,7 +125,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"\nCX stream demo is running (broker {broker.bootstrap}, logs in {workdir})\n"
         f"  Prometheus metrics  {url}/metrics\n"
         f"  JSON scores         {url}/api/v1/scores?window=15m\n"
-        f"  CSAT drop on chat   from +{args.drop_after}s for {args.drop_for}s\n"
+        f"  CSAT drop on chat   {time.strftime('%H:%M:%S', time.localtime(drop_start / 1000))}"
+        f" (+{args.drop_after}s) for {args.drop_for}s\n"
         f"Ctrl-C stops everything.\n"
     )
 
