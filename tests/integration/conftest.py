@@ -68,9 +68,13 @@ def worker(bootstrap: str, workdir: Path) -> Iterator[WorkerProcess]:
         process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def start_worker(bootstrap: str, workdir: Path) -> Iterator[object]:
-    """Factory for extra workers (restart tests); all are stopped at session end."""
+    """Factory for extra workers (restart, alert tests), stopped when the test ends.
+
+    They have app ids of their own but publish to the same `cx.metrics`; left running
+    they would keep overwriting the shared worker's snapshots in later tests.
+    """
     started: list[WorkerProcess] = []
 
     def start(app_id: str, probe_channel: str, **env: str) -> WorkerProcess:
