@@ -41,7 +41,6 @@ TEST_CHANNELS = [
         "latency",
         "alert",
         "alert_restart",
-        "alert_pair",
     )
 ]
 
