@@ -152,13 +152,6 @@ class Aggregate:
         agg.sketches = {str(k): sketch.decode(v) for k, v in raw.get("s", {}).items() if v}
         return agg
 
-    @classmethod
-    def of_facts(cls, facts: Iterable[tuple[Fact, int]]) -> Aggregate:
-        agg = cls()
-        for fact, sign in facts:
-            agg.add_fact(fact, sign)
-        return agg
-
 
 def fact_delta(old: Iterable[Fact], new: Iterable[Fact]) -> list[tuple[Fact, int]]:
     """The signed multiset difference new − old (identical facts cancel)."""

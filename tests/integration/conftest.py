@@ -35,7 +35,7 @@ def bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workdir() -> Path:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     return OUTPUT
 
