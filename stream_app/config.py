@@ -59,12 +59,13 @@ class Settings:
 
     def timeline(self) -> Timeline:
         """Buckets and windows: the reported ones plus any the alert rules use."""
-        names = dict.fromkeys([*self.windows, *(w for r in self.alert_rules for w in r.windows)])
-        specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in names)
-        return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
+        return self._timeline([*self.windows, *(w for r in self.alert_rules for w in r.windows)])
 
     def reported_timeline(self) -> Timeline:
-        specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in self.windows)
+        return self._timeline(self.windows)
+
+    def _timeline(self, names: list[str] | tuple[str, ...]) -> Timeline:
+        specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in dict.fromkeys(names))
         return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
 
     def lifecycle_rules(self) -> LifecycleRules:

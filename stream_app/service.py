@@ -229,7 +229,8 @@ class CxService:
                 if self._already_handled(topic, message.partition, message.offset):
                     continue
                 store = PartitionStore(table, message.partition)
-                outcome = self.intake.process(topic, event.value, now_ms(), store)
+                now = now_ms()
+                outcome = self.intake.process(topic, event.value, now, store)
                 if isinstance(outcome, Accepted):
                     self.partials.add(outcome.delta)
                     self.instruments.events.labels(topic, "accepted").inc()
@@ -238,8 +239,8 @@ class CxService:
                 else:
                     assert outcome == DUPLICATE
                     self.instruments.events.labels(topic, "duplicate").inc()
-                self._maybe_expire(kind, store)
-                if now_ms() - self.last_flush >= self.settings.flush_interval_ms:
+                self._maybe_expire(kind, store, now)
+                if now - self.last_flush >= self.settings.flush_interval_ms:
                     await self._flush_partials()
 
         agent.__name__ = f"intake_{kind}"
@@ -258,8 +259,7 @@ class CxService:
         self.instruments.dead_letters.labels(topic, rejected.reason).inc()
         log.debug("dead-letter %s %s: %s", topic, rejected.reason, rejected.detail)
 
-    def _maybe_expire(self, kind: str, store: PartitionStore) -> None:
-        now = now_ms()
+    def _maybe_expire(self, kind: str, store: PartitionStore, now: int) -> None:
         key = (kind, store.partition)
         if now - self.last_sweep.get(key, 0) < EXPIRY_SWEEP_MS:
             return
