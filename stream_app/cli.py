@@ -123,6 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     drop = Drop("chat", drop_start, drop_start + args.drop_for * 1000)
     print(
         f"\nCX stream demo is running (broker {broker.bootstrap}, logs in {workdir})\n"
+        f"  Wallboard           {url}/wallboard?window=15m\n"
         f"  Prometheus metrics  {url}/metrics\n"
         f"  JSON scores         {url}/api/v1/scores?window=15m\n"
         f"  CSAT drop on chat   {time.strftime('%H:%M:%S', time.localtime(drop_start / 1000))}"

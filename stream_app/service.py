@@ -18,6 +18,7 @@ rebuilds its windows from the changelog.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator, MutableMapping
@@ -25,6 +26,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiohttp import web as aiohttp_web
 from aiokafka import AIOKafkaConsumer
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -38,6 +40,16 @@ from stream_app.core.scoreboard import ALL, ChannelPartial, Partials, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.metrics import Instruments
 from stream_app.topics import partitions_of
+from stream_app.wallboard import (
+    PUSH_INTERVAL_S,
+    RECONNECT_MS,
+    STATIC,
+    Alerts,
+    board,
+    snapshot_time_ms,
+    sse_event,
+    static_file,
+)
 
 log = logging.getLogger("stream_app")
 
@@ -45,7 +57,7 @@ METRICS_TOPIC = "cx.metrics"
 ALERTS_TOPIC = "cx.alerts"
 DEADLETTER_TOPIC = "cx.deadletter"
 #: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
-HEARTBEAT_MS = 30_000
+HEARTBEAT_MS = 5_000
 EXPIRY_SWEEP_MS = 60_000
 
 
@@ -101,6 +113,11 @@ class CxService:
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         self.global_view: dict[tuple[str, str], dict[str, Any]] = {}
         self.global_records = 0
+        self.global_alerts = Alerts()
+        #: Wall-clock ms of the last record from cx.metrics / cx.alerts, and of the
+        #: last partial merged per owned channel: how the wallboard tells live from stale.
+        self.last_output_ms = 0
+        self.last_merged: dict[str, int] = {}
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.last_flush = 0
         self.last_sweep: dict[tuple[str, int], int] = {}
@@ -176,7 +193,7 @@ class CxService:
         app.agent(self.partials_topic, name="merge")(self._merge_agent)
         app.timer(s.flush_interval_ms / 1000)(self._flush_partials)
         app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
-        app.task(self._follow_metrics_topic)
+        app.task(self._follow_outputs)
         self._routes(app)
         return app
 
@@ -194,15 +211,52 @@ class CxService:
             async def get(self, request: Request) -> Response:
                 channel = request.query.get("channel") or None
                 window = request.query.get("window") or None
-                # Other workers' channels from cx.metrics; this worker's own, live.
-                view = dict(service.global_view)
-                view.update({(s["channel"], s["window"]): s for s in service.owned_snapshots()})
                 found = [
                     snap
-                    for (c, w), snap in sorted(view.items())
+                    for (c, w), (snap, _) in sorted(service.all_snapshots().items())
                     if (channel is None or c == channel) and (window is None or w == window)
                 ]
                 return self.bytes(orjson.dumps(found), content_type="application/json")
+
+        @app.page("/api/v1/stream")
+        class StreamView(View):
+            """Server-Sent Events for the wallboard: one `board` event per second."""
+
+            async def get(self, request: Request) -> Any:
+                windows = service.settings.windows
+                window = request.query.get("window") or ("1h" if "1h" in windows else windows[0])
+                if window not in windows:
+                    return self.error(400, f"unknown window {window!r}")
+                channels = [c for c in (request.query.get("channels") or "").split(",") if c]
+                response = aiohttp_web.StreamResponse(
+                    headers={
+                        "Content-Type": "text/event-stream",
+                        "Cache-Control": "no-cache",
+                        "X-Accel-Buffering": "no",
+                    }
+                )
+                await response.prepare(request)  # type: ignore[arg-type]
+                await response.write(f"retry: {RECONNECT_MS}\n\n".encode())
+                try:
+                    while not service.app.should_stop:
+                        payload = service.board(window, channels)
+                        await response.write(sse_event("board", orjson.dumps(payload)))
+                        await asyncio.sleep(PUSH_INTERVAL_S)
+                except (ConnectionResetError, asyncio.CancelledError):
+                    pass
+                return response
+
+        @app.page("/wallboard")
+        class WallboardView(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(static_file("wallboard.html"), content_type="text/html")
+
+        @app.page("/wallboard/{name}")
+        class WallboardAsset(View):
+            async def get(self, request: Request, name: str) -> Response:
+                if name not in STATIC:
+                    return self.error(404, "not found")
+                return self.bytes(static_file(name), content_type=STATIC[name])
 
         @app.page("/healthz")
         class HealthView(View):
@@ -215,7 +269,7 @@ class CxService:
                     }
                 )
 
-        del MetricsView, ScoresView, HealthView
+        del MetricsView, ScoresView, StreamView, WallboardView, WallboardAsset, HealthView
 
     # --- stage 1: intake --------------------------------------------------------
 
@@ -326,7 +380,7 @@ class CxService:
                 key = f"{channel}|{bucket}"
                 self.scores.pop(key, None)
                 self.applied.pop(key, None)
-            now = now_ms()
+            now = self.last_merged[channel] = now_ms()
             if now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
                 await self._evaluate_alerts(channel, now)
 
@@ -369,6 +423,30 @@ class CxService:
         self.scoreboard.advance(now_ms())
         return self.scoreboard.snapshots()
 
+    def all_snapshots(self) -> dict[tuple[str, str], tuple[dict[str, Any], int]]:
+        """Every channel's snapshots with the wall-clock ms their data last moved.
+
+        Other workers' channels come from cx.metrics; this worker's own are live.
+        """
+        view = {key: (snap, snapshot_time_ms(snap)) for key, snap in self.global_view.items()}
+        for snap in self.owned_snapshots():
+            channel = snap["channel"]
+            view[(channel, snap["window"])] = (snap, self.last_merged.get(channel, 0))
+        return view
+
+    def board(self, window: str, channels: list[str]) -> dict[str, Any]:
+        data_at = max([self.last_output_ms, *self.last_merged.values()])
+        return board(
+            self.all_snapshots().values(),
+            self.global_alerts.firing(),
+            window=window,
+            windows=self.settings.windows,
+            channels=channels,
+            now_ms=now_ms(),
+            data_at_ms=data_at,
+            timezone=self.settings.timezone,
+        )
+
     async def _publish_snapshots(self) -> None:
         now = now_ms()
         self.scoreboard.advance(now)
@@ -401,21 +479,36 @@ class CxService:
             firing = state["s"] in ("firing", "clearing")
             self.instruments.alert_firing.labels(rule, channel, window).set(1 if firing else 0)
 
-    async def _follow_metrics_topic(self) -> None:
-        """Global view for the API: every worker reads all of `cx.metrics` (no group)."""
+    async def _follow_outputs(self) -> None:
+        """Global view for the API and wallboard: every worker reads all of `cx.metrics`
+        and `cx.alerts` (no group), so any worker can show every channel."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, group_id=None
         )
         await consumer.start()
         try:
-            tps = await partitions_of(consumer, METRICS_TOPIC)
+            tps = [
+                *(await partitions_of(consumer, METRICS_TOPIC)),
+                *(await partitions_of(consumer, ALERTS_TOPIC)),
+            ]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             async for record in consumer:
-                if record.value is None or record.key is None:
+                self.last_output_ms = now_ms()
+                if record.value is None:
                     continue
-                channel, _, window = record.key.decode().partition("/")
-                self.global_view[(channel, window)] = orjson.loads(record.value)
-                self.global_records += 1
+                try:
+                    value = orjson.loads(record.value)
+                except orjson.JSONDecodeError:
+                    log.warning("skipping a record that is not JSON on %s", record.topic)
+                    continue
+                if not isinstance(value, dict):
+                    continue
+                if record.topic == ALERTS_TOPIC:
+                    self.global_alerts.record(value)
+                elif record.key is not None and isinstance(value.get("as_of"), str):
+                    channel, _, window = record.key.decode(errors="replace").partition("/")
+                    self.global_view[(channel, window)] = value
+                    self.global_records += 1
         finally:
             await consumer.stop()

@@ -127,5 +127,9 @@ class Scoreboard:
             windows = self.channel(channel)
             open_now = self.open_tickets.get(channel, 0)
             for name in self.reported:
-                result.append(build_snapshot(channel, name, windows.window(name), open_now, as_of))
+                result.append(
+                    build_snapshot(
+                        channel, name, windows.window(name), open_now, as_of, windows.previous_window(name)
+                    )
+                )
         return result

@@ -40,21 +40,13 @@ def _durations(agg: Aggregate, name: str) -> dict[str, Any]:
     }
 
 
-def build_snapshot(
-    channel: str, window: str, agg: Aggregate, open_tickets: int, as_of: str
-) -> dict[str, Any]:
-    """The JSON object published on `cx.metrics` and served by `/api/v1/scores`.
-
-    Values are null when n = 0: an empty window has no score, not a score of 0.
-    """
+def _headline(agg: Aggregate) -> dict[str, Any]:
+    """The figures a wallboard shows; also what `previous` carries for trend arrows."""
     nps_n, pro, det = agg.get("nps_n"), agg.get("nps_pro"), agg.get("nps_det")
     ces_n = agg.get("ces_n")
     ces = _share(agg, "ces_ok", "ces_n")
     ces["mean"] = _round(mean(agg.get("ces_sum"), ces_n), 3)
     return {
-        "channel": channel,
-        "window": window,
-        "as_of": as_of,
         "csat": _share(agg, "csat_ok", "csat_n"),
         "nps": {
             "value": _round(nps(pro, det, nps_n), 2),
@@ -66,6 +58,38 @@ def build_snapshot(
         "ces": {"value": ces["value"], "mean": ces["mean"], "n": ces_n, "ci95": ces["ci95"]},
         "fcr": _share(agg, "fcr_ok", "fcr_n"),
         "first_response_seconds": _durations(agg, "frt"),
+        "volume": {
+            "tickets": agg.get("tickets"),
+            "chats": agg.get("chats"),
+            "surveys": agg.get("surveys"),
+        },
+    }
+
+
+def build_snapshot(
+    channel: str,
+    window: str,
+    agg: Aggregate,
+    open_tickets: int,
+    as_of: str,
+    previous: Aggregate | None = None,
+) -> dict[str, Any]:
+    """The JSON object published on `cx.metrics` and served by `/api/v1/scores`.
+
+    Values are null when n = 0: an empty window has no score, not a score of 0.
+    `previous` is the same-length window just before this one (null where
+    retention no longer holds it: `24h` and `today`).
+    """
+    head = _headline(agg)
+    return {
+        "channel": channel,
+        "window": window,
+        "as_of": as_of,
+        "csat": head["csat"],
+        "nps": head["nps"],
+        "ces": head["ces"],
+        "fcr": head["fcr"],
+        "first_response_seconds": head["first_response_seconds"],
         "resolution_seconds": _durations(agg, "res"),
         "chat_wait_seconds": _durations(agg, "wait"),
         "abandoned": _share(agg, "aband", "end_n"),
@@ -73,12 +97,9 @@ def build_snapshot(
             "first_response": _share(agg, "slafr_ok", "slafr_n"),
             "resolution": _share(agg, "slares_ok", "slares_n"),
         },
-        "volume": {
-            "tickets": agg.get("tickets"),
-            "chats": agg.get("chats"),
-            "surveys": agg.get("surveys"),
-        },
+        "volume": head["volume"],
         "open_tickets": open_tickets,
+        "previous": None if previous is None else _headline(previous),
     }
 
 

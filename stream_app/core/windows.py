@@ -21,6 +21,8 @@ from stream_app.core.timeutil import HOUR_MS, MINUTE_MS, parse_duration_ms
 TODAY = "today"
 #: A calendar day can last 25 h (DST fall-back); `today` must fit in retention.
 LONGEST_DAY_MS = 25 * HOUR_MS
+#: Upper edge of a window that ends now: it also holds events a little ahead of the clock.
+FOREVER = 2**63
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Timeline:
             return "too_late"
         return None
 
+    def holds_previous(self, window: WindowSpec) -> bool:
+        """Is the window of the same length before `window` still inside retention?"""
+        return window.name != TODAY and 2 * window.length_ms <= self.retention_ms
+
     def lower_edge(self, window: WindowSpec, now_ms: int) -> int:
         """First bucket inside the window: the W/bucket newest buckets, or since midnight."""
         if window.name == TODAY:
@@ -80,14 +86,34 @@ class Timeline:
 
 
 class ChannelWindows:
-    """All buckets of one channel plus the running aggregate of each window."""
+    """All buckets of one channel plus the running aggregate of each window.
+
+    Besides each window it keeps the window of the same length just before it
+    (`previous`, for trend arrows) wherever retention still holds that one.
+    """
 
     def __init__(self, timeline: Timeline, now_ms: int) -> None:
         self.timeline = timeline
         self.buckets: dict[int, Aggregate] = {}
         self.windows: dict[str, Aggregate] = {w.name: Aggregate() for w in timeline.windows}
-        self.edges: dict[str, int] = {w.name: timeline.lower_edge(w, now_ms) for w in timeline.windows}
+        self.previous: dict[str, Aggregate] = {
+            w.name: Aggregate() for w in timeline.windows if timeline.holds_previous(w)
+        }
+        self.spans = self._spans(now_ms)
         self.now_ms = now_ms
+
+    def _spans(self, now_ms: int) -> dict[tuple[str, bool], tuple[int, int]]:
+        """[first bucket, end) of every tracked range; key (window, is the previous one)."""
+        spans = {}
+        for spec in self.timeline.windows:
+            lower = self.timeline.lower_edge(spec, now_ms)
+            spans[(spec.name, False)] = (lower, FOREVER)
+            if spec.name in self.previous:
+                spans[(spec.name, True)] = (lower - spec.length_ms, lower)
+        return spans
+
+    def _range(self, key: tuple[str, bool]) -> Aggregate:
+        return self.previous[key[0]] if key[1] else self.windows[key[0]]
 
     def apply(self, bucket: int, delta: Aggregate) -> bool:
         """Add a delta to a bucket; False (ignored) when the bucket is past retention."""
@@ -99,24 +125,25 @@ class ChannelWindows:
         target.merge(delta)
         if target.is_empty():
             del self.buckets[bucket]
-        for name, edge in self.edges.items():
-            if bucket >= edge:
-                self.windows[name].merge(delta)
+        for key, (low, high) in self.spans.items():
+            if low <= bucket < high:
+                self._range(key).merge(delta)
         return True
 
     def advance(self, now_ms: int) -> list[int]:
         """Move the windows to `now_ms`; returns the buckets dropped by retention."""
         self.now_ms = now_ms
-        for spec in self.timeline.windows:
-            old, new = self.edges[spec.name], self.timeline.lower_edge(spec, now_ms)
-            if new == old:
+        spans = self._spans(now_ms)
+        for key, (low, high) in spans.items():
+            old_low, old_high = self.spans[key]
+            if (low, high) == (old_low, old_high):
                 continue
-            low, high, sign = (old, new, -1) if new > old else (new, old, 1)
-            window = self.windows[spec.name]
+            target = self._range(key)
             for bucket, agg in self.buckets.items():
-                if low <= bucket < high:
-                    window.merge(agg, sign)
-            self.edges[spec.name] = new
+                sign = (low <= bucket < high) - (old_low <= bucket < old_high)
+                if sign:
+                    target.merge(agg, sign)
+        self.spans = spans
         oldest = self.timeline.oldest_bucket(now_ms)
         dropped = [b for b in self.buckets if b < oldest]
         for bucket in dropped:
@@ -125,3 +152,7 @@ class ChannelWindows:
 
     def window(self, name: str) -> Aggregate:
         return self.windows[name]
+
+    def previous_window(self, name: str) -> Aggregate | None:
+        """The same-length window just before `name`, or None where retention does not hold it."""
+        return self.previous.get(name)

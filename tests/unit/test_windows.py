@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.timeutil import HOUR_MS, MINUTE_MS, parse_rfc3339_ms
 from stream_app.core.windows import ChannelWindows, Timeline
@@ -62,3 +65,44 @@ def test_late_delta_outside_retention_is_ignored() -> None:
     windows = ChannelWindows(TL, NOW)
     assert windows.apply(TL.bucket_of(NOW - 30 * HOUR_MS), one_ticket()) is False
     assert windows.window("24h").is_empty()
+
+
+def test_previous_window_is_the_same_length_just_before() -> None:
+    windows = ChannelWindows(TL, NOW)
+    for minutes_ago in (0, 14, 15, 29, 30, 59, 60, 119, 120):
+        windows.apply(TL.bucket_of(NOW - minutes_ago * MINUTE_MS), one_ticket())
+    assert windows.window("15m").get("tickets") == 2
+    assert windows.previous["15m"].get("tickets") == 2  # 15 and 29 minutes ago
+    assert windows.previous["1h"].get("tickets") == 2  # 60 and 119 minutes ago
+    # 2 × 24 h and yesterday are beyond retention: no trend rather than a wrong one.
+    assert windows.previous_window("24h") is None
+    assert windows.previous_window("today") is None
+    windows.advance(NOW + 15 * MINUTE_MS)
+    assert windows.window("15m").is_empty()
+    assert windows.previous["15m"].get("tickets") == 2  # 0 and 14 minutes before NOW
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("apply"), st.integers(-26 * 60, 5)),
+            st.tuples(st.just("advance"), st.integers(0, 3 * 60)),
+        ),
+        max_size=60,
+    )
+)
+def test_incremental_ranges_equal_a_sum_over_the_buckets(steps: list[tuple[str, int]]) -> None:
+    """Sliding by add/subtract must give what summing the held buckets from scratch gives."""
+    now = NOW
+    windows = ChannelWindows(TL, now)
+    for action, minutes in steps:
+        if action == "apply":
+            windows.apply(TL.bucket_of(now + minutes * MINUTE_MS), one_ticket())
+        else:
+            now += minutes * MINUTE_MS
+            windows.advance(now)
+    for (name, is_previous), (low, high) in windows.spans.items():
+        expected = sum(agg.get("tickets") for b, agg in windows.buckets.items() if low <= b < high)
+        held = windows.previous[name] if is_previous else windows.window(name)
+        assert held.get("tickets") == expected, (name, is_previous)

@@ -1,0 +1,100 @@
+"""The live wallboard: what `/api/v1/stream` pushes and the static page that shows it.
+
+The page (`stream_app/web/`) is plain HTML, CSS and JavaScript, served as is:
+nothing to build at run time. The server pushes one `board` event per second
+over Server-Sent Events; the browser's EventSource reconnects by itself.
+
+Staleness is judged on the server (it knows when data last arrived) and on the
+page (it knows when a push last arrived), so a stopped pipeline and a dropped
+connection both show "stale since hh:mm:ss".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any
+
+from stream_app.core.timeutil import format_ms, parse_rfc3339_ms
+
+#: A snapshot row older than this is stale (own rows move every second, others
+#: are re-published at least every `HEARTBEAT_MS`).
+ROW_STALE_AFTER_MS = 15_000
+#: The whole board is stale when no data reached this worker for this long.
+BOARD_STALE_AFTER_MS = 10_000
+PUSH_INTERVAL_S = 1.0
+#: EventSource waits this long before reconnecting after the connection drops.
+RECONNECT_MS = 2_000
+
+STATIC = {
+    "wallboard.html": "text/html",
+    "wallboard.css": "text/css",
+    "wallboard.js": "text/javascript",
+}
+
+
+def static_file(name: str) -> bytes:
+    return resources.files("stream_app").joinpath("web", name).read_bytes()
+
+
+class Alerts:
+    """Latest state of every alert series (rule, channel, window) seen on `cx.alerts`."""
+
+    def __init__(self) -> None:
+        self.latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def record(self, message: dict[str, Any]) -> None:
+        key = (str(message.get("rule")), str(message.get("channel")), str(message.get("window")))
+        self.latest[key] = message
+
+    def firing(self) -> list[dict[str, Any]]:
+        order = {"critical": 0, "warning": 1, "info": 2}
+        active = [m for m in self.latest.values() if m.get("state") == "firing"]
+        return sorted(active, key=lambda m: (order.get(m.get("severity", ""), 3), m.get("started_at", "")))
+
+
+def board(
+    rows: Iterable[tuple[dict[str, Any], int]],
+    firing: list[dict[str, Any]],
+    *,
+    window: str,
+    windows: tuple[str, ...],
+    channels: list[str] | None,
+    now_ms: int,
+    data_at_ms: int,
+    timezone: str,
+) -> dict[str, Any]:
+    """One push: the snapshots of `window` (with when each was last updated) and active alerts.
+
+    `rows` pairs each snapshot with the wall-clock ms its data last moved;
+    `data_at_ms` is when any data last reached this worker.
+    """
+    wanted = None if not channels else set(channels)
+    scores = [
+        {**snap, "updated_ms": updated}
+        for snap, updated in rows
+        if snap["window"] == window and (wanted is None or snap["channel"] in wanted)
+    ]
+    scores.sort(key=lambda s: (s["channel"] != "all", s["channel"]))
+    alerts = [a for a in firing if wanted is None or a.get("channel") in wanted]
+    stale = now_ms - data_at_ms > BOARD_STALE_AFTER_MS
+    return {
+        "now": format_ms(now_ms),
+        "now_ms": now_ms,
+        "timezone": timezone,
+        "window": window,
+        "windows": list(windows),
+        "scores": scores,
+        "alerts": alerts,
+        "row_stale_after_ms": ROW_STALE_AFTER_MS,
+        "stale_since_ms": data_at_ms if stale else None,
+    }
+
+
+def snapshot_time_ms(snapshot: dict[str, Any]) -> int:
+    return parse_rfc3339_ms(snapshot["as_of"])
+
+
+def sse_event(name: str, data: bytes) -> bytes:
+    """One Server-Sent Event (data must be a single line, as compact JSON is)."""
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"

@@ -1,0 +1,196 @@
+// CX stream wallboard: renders the `board` events pushed by /api/v1/stream.
+// No build step, no dependencies. URL parameters: ?window=1h&channels=chat,email
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const onlyChannels = params.get("channels") || "";
+let windowName = params.get("window") || "";
+let source = null;
+let lastMessageAt = 0; // browser clock, ms
+let lastBoard = null;
+let clockFormat = null;
+
+// A push arrives every second; after this long without one the connection is dead.
+const CONNECTION_STALE_MS = 5000;
+
+// Columns: how to read the figure, its sample size and its trend from a snapshot.
+const COLUMNS = [
+  { id: "csat", value: (s) => s.csat.value, n: (s) => s.csat.n, format: percent, better: +1 },
+  { id: "nps", value: (s) => s.nps.value, n: (s) => s.nps.n, format: points, better: +1 },
+  {
+    id: "ces", value: (s) => s.ces.value, n: (s) => s.ces.n, format: percent, better: +1,
+    extra: (s) => (s.ces.mean == null ? "" : ` · avg ${s.ces.mean.toFixed(1)}`),
+  },
+  { id: "fcr", value: (s) => s.fcr.value, n: (s) => s.fcr.n, format: percent, better: +1 },
+  {
+    id: "frt", value: (s) => s.first_response_seconds.p90, n: (s) => s.first_response_seconds.n,
+    format: duration, better: -1,
+  },
+  { id: "backlog", value: (s) => s.open_tickets, format: count, better: -1, noTrend: true },
+  {
+    id: "volume", value: (s) => s.volume.tickets + s.volume.chats, format: count, better: 0,
+    extra: (s) => `${s.volume.tickets} tickets · ${s.volume.chats} chats`,
+  },
+];
+
+// Alert rule metric → the column it colours (others colour the channel name).
+const ALERT_COLUMN = {
+  csat: "csat", nps: "nps", ces: "ces", ces_mean: "ces", fcr: "fcr",
+  first_response_mean: "frt", first_response_p50: "frt", first_response_p90: "frt",
+  sla_first_response: "frt", open_tickets: "backlog",
+  volume_tickets: "volume", volume_chats: "volume", volume_surveys: "volume",
+};
+const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
+
+function percent(v) { return `${Math.round(v * 100)}%`; }
+function points(v) { return `${Math.round(v)}`; }
+function count(v) { return `${v}`; }
+function duration(seconds) {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function timeOf(ms) {
+  return clockFormat ? clockFormat.format(new Date(ms)) : new Date(ms).toLocaleTimeString();
+}
+
+// Arrow against the same-length window just before this one; none when that is not held.
+function trend(column, snap) {
+  if (column.noTrend || !snap.previous) return "";
+  const now = column.value(snap);
+  const before = column.value(snap.previous);
+  if (now == null || before == null) return "";
+  const text = column.format(now) === column.format(before) ? "flat" : now > before ? "up" : "down";
+  if (text === "flat") return `<span class="trend flat" data-trend="flat" title="same as the previous window">▶</span>`;
+  const direction = text === "up" ? +1 : -1;
+  const quality = column.better === 0 ? "neutral" : direction === column.better ? "good" : "bad";
+  const arrow = text === "up" ? "▲" : "▼";
+  return `<span class="trend ${quality}" data-trend="${text}" title="previous window: ${escapeHtml(column.format(before))}">${arrow}</span>`;
+}
+
+function severities(alerts) {
+  // channel → column → worst firing severity ("channel" for metrics without a column).
+  const out = {};
+  for (const alert of alerts) {
+    const byColumn = (out[alert.channel] ||= {});
+    const key = ALERT_COLUMN[alert.metric] || "channel";
+    if ((SEVERITY_RANK[byColumn[key]] ?? -1) < (SEVERITY_RANK[alert.severity] ?? 0)) {
+      byColumn[key] = alert.severity;
+    }
+  }
+  return out;
+}
+
+function stateClass(severity) {
+  return severity === "warning" || severity === "critical" ? severity : "ok";
+}
+
+function cell(column, snap, severity) {
+  const value = column.value(snap);
+  const n = column.n ? column.n(snap) : null;
+  const shown = value == null ? "—" : column.format(value);
+  const sub = [n == null ? "" : `n=${n}`, column.extra ? column.extra(snap) : ""].join("").replace(/^ · /, "");
+  return `<td class="metric ${stateClass(severity)}" data-metric="${column.id}" data-state="${stateClass(severity)}">
+    <div><span class="figure${value == null ? " none" : ""}" data-value="${value == null ? "" : value}">${escapeHtml(shown)}</span>${trend(column, snap)}</div>
+    <div class="sub" data-n="${n == null ? "" : n}">${escapeHtml(sub)}</div></td>`;
+}
+
+function row(snap, board, marks) {
+  const stale = board.now_ms - snap.updated_ms > board.row_stale_after_ms;
+  const channelState = stateClass(marks.channel);
+  const note = stale ? `<div class="stale-note">stale since ${escapeHtml(timeOf(snap.updated_ms))}</div>` : "";
+  const cells = COLUMNS.map((c) => cell(c, snap, marks[c.id])).join("");
+  return `<tr class="${snap.channel === "all" ? "rollup" : ""}${stale ? " stale" : ""}" data-channel="${escapeHtml(snap.channel)}">
+    <td class="channel ${channelState}"><div class="name">${escapeHtml(snap.channel)}</div>${note}</td>${cells}</tr>`;
+}
+
+function renderBanner(alerts) {
+  const banner = document.getElementById("banner");
+  banner.hidden = alerts.length === 0;
+  banner.innerHTML = alerts
+    .map((a) => `<div class="alert ${escapeHtml(a.severity)}" data-rule="${escapeHtml(a.rule)}" data-channel="${escapeHtml(a.channel)}">
+      ${escapeHtml(a.severity.toUpperCase())} · ${escapeHtml(a.summary)} · since ${escapeHtml(timeOf(Date.parse(a.started_at)))}</div>`)
+    .join("");
+}
+
+function renderWindows(windows) {
+  const nav = document.getElementById("windows");
+  if (nav.dataset.windows === windows.join(",")) {
+    for (const b of nav.children) b.setAttribute("aria-pressed", String(b.dataset.window === windowName));
+    return;
+  }
+  nav.dataset.windows = windows.join(",");
+  nav.innerHTML = windows
+    .map((w) => `<button type="button" data-window="${escapeHtml(w)}" aria-pressed="${w === windowName}">${escapeHtml(w)}</button>`)
+    .join("");
+  for (const button of nav.children) button.addEventListener("click", () => selectWindow(button.dataset.window));
+}
+
+function render(board) {
+  lastBoard = board;
+  windowName = board.window;
+  if (!clockFormat || clockFormat.resolvedOptions().timeZone !== board.timezone) {
+    clockFormat = new Intl.DateTimeFormat("en-GB", {
+      timeZone: board.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    });
+  }
+  renderWindows(board.windows);
+  const marks = severities(board.alerts);
+  const rows = board.scores.map((s) => row(s, board, marks[s.channel] || {})).join("");
+  document.documentElement.style.setProperty("--rows", String(Math.max(board.scores.length, 4) + 0.6 * board.alerts.length));
+  document.getElementById("rows").innerHTML =
+    rows || `<tr><td colspan="8" class="empty">no channels with figures yet</td></tr>`;
+  renderBanner(board.alerts);
+  document.getElementById("clock").textContent = timeOf(board.now_ms);
+  document.getElementById("footer").textContent =
+    `window ${board.window} · trend ▲▼ against the previous ${board.window} · times in ${board.timezone}`;
+  refreshStatus();
+}
+
+function refreshStatus() {
+  const status = document.getElementById("status");
+  let staleSince = null;
+  if (!lastBoard) {
+    status.className = "status connecting";
+    status.textContent = "connecting…";
+    return;
+  }
+  if (Date.now() - lastMessageAt > CONNECTION_STALE_MS) staleSince = lastBoard.now_ms;
+  else if (lastBoard.stale_since_ms != null) staleSince = lastBoard.stale_since_ms;
+  document.body.classList.toggle("stale", staleSince != null);
+  status.className = staleSince == null ? "status live" : "status stale";
+  status.textContent = staleSince == null ? "● live" : `stale since ${timeOf(staleSince)}`;
+}
+
+function connect() {
+  if (source) source.close();
+  const query = new URLSearchParams();
+  if (windowName) query.set("window", windowName);
+  if (onlyChannels) query.set("channels", onlyChannels);
+  source = new EventSource(`/api/v1/stream?${query}`);
+  source.addEventListener("board", (event) => {
+    lastMessageAt = Date.now();
+    render(JSON.parse(event.data));
+  });
+  source.addEventListener("error", () => {
+    refreshStatus();
+    // EventSource retries by itself unless the server answered with an error: then we do.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+  });
+}
+
+function selectWindow(name) {
+  windowName = name;
+  params.set("window", name);
+  history.replaceState(null, "", `?${params}`);
+  connect();
+}
+
+setInterval(refreshStatus, 1000);
+connect();
