@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+OUTCOMES = ("accepted", "duplicate", "dead_letter")
 SnapshotSource = Callable[[], Iterable[dict[str, Any]]]
 
 #: (metric name, help, path into the snapshot, value key)
@@ -92,7 +93,13 @@ class ScoreCollector(Collector):
 class Instruments:
     """Counters and gauges that live in process memory (reset on restart, as Prometheus expects)."""
 
-    def __init__(self, source: SnapshotSource) -> None:
+    def __init__(
+        self,
+        source: SnapshotSource,
+        topics: Iterable[str] = (),
+        reasons: Iterable[str] = (),
+        rules: Iterable[tuple[str, str]] = (),
+    ) -> None:
         self.registry = CollectorRegistry()
         self.events = Counter(
             "cx_events", "Input records by outcome", ["topic", "outcome"], registry=self.registry
@@ -113,3 +120,14 @@ class Instruments:
             "cx_partials", "Per-channel partial aggregates flushed to the merge stage", registry=self.registry
         )
         self.registry.register(ScoreCollector(source))
+        # Every bounded label set starts at 0, so rate()/increase() see the first event
+        # and dashboards show "none yet" instead of "no data".
+        reasons = tuple(reasons)
+        for topic in topics:
+            for outcome in OUTCOMES:
+                self.events.labels(topic, outcome)
+            for reason in reasons:
+                self.dead_letters.labels(topic, reason)
+        for rule, severity in rules:
+            for state in ("firing", "resolved"):
+                self.alerts.labels(rule, severity, state)

@@ -34,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
-from stream_app.core.intake import DUPLICATE, INPUTS, Accepted, Intake, Rejected, Schemas
+from stream_app.core.intake import DUPLICATE, INPUTS, REASONS, Accepted, Intake, Rejected, Schemas
 from stream_app.core.lifecycle import State
 from stream_app.core.scoreboard import ALL, ChannelPartial, Partials, Scoreboard
 from stream_app.core.snapshot import same_scores
@@ -130,7 +130,12 @@ class CxService:
         self.last_evaluated: dict[str, int] = {}
         self.last_sent: dict[str, int] = {}
         self.heartbeat_channels = (*settings.channels, ALL)
-        self.instruments = Instruments(self.owned_snapshots)
+        self.instruments = Instruments(
+            self.owned_snapshots,
+            topics=INPUTS,
+            reasons=REASONS,
+            rules=[(rule.name, rule.severity) for rule in settings.alert_rules],
+        )
         self.app = self._build_app()
 
     # --- wiring ----------------------------------------------------------------

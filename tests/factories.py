@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import orjson
 
-from stream_app.core.timeutil import format_ms
+from stream_app.core.timeutil import MINUTE_MS, format_ms
 
 _ids = itertools.count(1)
 
@@ -29,3 +30,50 @@ def survey(kind: str, score: int, at_ms: int, channel: str = "chat", **fields: A
 
 def encode(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj)
+
+
+KEY = {"cx.tickets": "ticket_id", "cx.chats": "chat_id", "cx.surveys": "response_id"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def records(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bytes | None, bytes | None]]:
+    return [(topic, str(ev[KEY[topic]]).encode(), encode(ev)) for topic, ev in events]
+
+
+def seed_mix(ch: str, t: int) -> list[tuple[str, dict[str, Any]]]:
+    """Seed 004's examples plus tickets and chats with known timings."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i in range(100):  # 60 of 100 satisfied → CSAT 0.60
+        out.append(("cx.surveys", survey("csat", 5 if i < 60 else 2, t - i * 1000, ch)))
+    for i in range(100):  # 50 promoters, 27 detractors → NPS 23
+        score = 10 if i < 50 else (3 if i < 77 else 8)
+        out.append(("cx.surveys", survey("nps", score, t - i * 1000, ch)))
+    for i in range(10):
+        out.append(("cx.surveys", survey("ces", 6 if i < 7 else 2, t - i * 1000, ch)))
+    for i in range(20):
+        tid = f"{ch}-t{i}"
+        created = t - 10 * MINUTE_MS + i * 1000
+        out.append(("cx.tickets", event("ticket.created", created, ch, ticket_id=tid, priority="normal")))
+        out.append(
+            ("cx.tickets", event("ticket.agent_replied", created + (i + 1) * 10_000, ch, ticket_id=tid))
+        )
+        if i % 4:
+            out.append(("cx.tickets", event("ticket.resolved", created + 4 * MINUTE_MS, ch, ticket_id=tid)))
+        if i % 5 == 0:
+            out.append(("cx.tickets", event("ticket.customer_replied", created + 60_000, ch, ticket_id=tid)))
+    for i in range(12):
+        cid = f"{ch}-c{i}"
+        started = t - 8 * MINUTE_MS + i * 1000
+        out.append(("cx.chats", event("chat.started", started, ch, chat_id=cid)))
+        if i % 6:
+            out.append(("cx.chats", event("chat.agent_joined", started + i * 5000, ch, chat_id=cid)))
+            out.append(
+                ("cx.chats", event("chat.message", started + i * 6000, ch, chat_id=cid, sender="agent"))
+            )
+        out.append(
+            ("cx.chats", event("chat.ended", started + 3 * MINUTE_MS, ch, chat_id=cid, resolved=i % 3 != 0))
+        )
+    return out

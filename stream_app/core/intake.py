@@ -62,10 +62,19 @@ class Schemas:
         return f"{where}: {error.message}"[:MAX_DETAIL]
 
 
+#: Every dead-letter reason code (`x-error-reason`).
+REASONS = ("invalid_json", "schema", "unknown_channel", "score_out_of_range", "too_late", "from_future")
+
+
 @dataclass(frozen=True)
 class Rejected:
     reason: str
     detail: str
+
+    def __post_init__(self) -> None:
+        # Metrics pre-declare one series per reason: an undeclared one would be a new label.
+        if self.reason not in REASONS:
+            raise ValueError(f"undeclared dead-letter reason {self.reason!r}")
 
 
 @dataclass

@@ -97,8 +97,8 @@ function cell(column, snap, severity) {
   const shown = value == null ? "—" : column.format(value);
   const sub = [n == null ? "" : `n=${n}`, column.extra ? column.extra(snap) : ""].join("").replace(/^ · /, "");
   return `<td class="metric ${stateClass(severity)}" data-metric="${column.id}" data-state="${stateClass(severity)}">
-    <div><span class="figure${value == null ? " none" : ""}" data-value="${value == null ? "" : value}">${escapeHtml(shown)}</span>${trend(column, snap)}</div>
-    <div class="sub" data-n="${n == null ? "" : n}">${escapeHtml(sub)}</div></td>`;
+    <div><span class="figure${value == null ? " none" : ""}" data-value="${value == null ? "" : value}">${escapeHtml(shown)}</span></div>
+    <div class="sub" data-n="${n == null ? "" : n}">${trend(column, snap)}${escapeHtml(sub)}</div></td>`;
 }
 
 function row(snap, board, marks) {
@@ -107,7 +107,7 @@ function row(snap, board, marks) {
   const note = stale ? `<div class="stale-note">stale since ${escapeHtml(timeOf(snap.updated_ms))}</div>` : "";
   const cells = COLUMNS.map((c) => cell(c, snap, marks[c.id])).join("");
   return `<tr class="${snap.channel === "all" ? "rollup" : ""}${stale ? " stale" : ""}" data-channel="${escapeHtml(snap.channel)}">
-    <td class="channel ${channelState}"><div class="name">${escapeHtml(snap.channel)}</div>${note}</td>${cells}</tr>`;
+    <td class="channel ${channelState}"><div class="name" title="${escapeHtml(snap.channel)}">${escapeHtml(snap.channel)}</div>${note}</td>${cells}</tr>`;
 }
 
 function renderBanner(alerts) {

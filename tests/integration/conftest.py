@@ -8,7 +8,6 @@ serves them all and a broker's older data cannot leak into an assertion.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from stream_app.embedded_broker import EmbeddedBroker
 from tests.factories import encode, survey
-from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, produce
+from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, produce, run_sync
 
 OUTPUT = Path(os.environ.get("STREAM_APP_TEST_OUTPUT", "test-output"))
 
@@ -46,7 +45,7 @@ def _wait_ready(worker: WorkerProcess, bootstrap: str, probe_channel: str) -> No
 
     now = int(time.time() * 1000)
     probe = survey("csat", 5, now, probe_channel, response_id=f"probe-{probe_channel}-{worker.port}")
-    asyncio.run(produce(bootstrap, [("cx.surveys", probe["response_id"].encode(), encode(probe))]))
+    run_sync(produce(bootstrap, [("cx.surveys", probe["response_id"].encode(), encode(probe))]))
     worker.wait_until(
         lambda: (
             (metric_value(worker.metrics(), "cx_csat_responses", channel=probe_channel, window="15m") or 0)

@@ -11,8 +11,10 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -21,6 +23,7 @@ from stream_app.config import DEFAULT_CHANNELS
 from stream_app.topics import partitions_of
 
 RUN = uuid.uuid4().hex[:6]
+T = TypeVar("T")
 
 
 def channel(name: str) -> str:
@@ -41,6 +44,9 @@ TEST_CHANNELS = [
         "latency",
         "alert",
         "alert_restart",
+        "wb_a",
+        "wb_b",
+        "grafana",
     )
 ]
 
@@ -147,6 +153,13 @@ def metric_value(samples: dict[str, float], name: str, **labels: str) -> float |
         if base == name and set(re.findall(r'\w+="[^"]*"', rest)) == wanted:
             return value
     return None
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` in a thread of its own: also works while a loop runs here
+    (Playwright's sync API keeps one running in the test's thread)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> list[Any]:

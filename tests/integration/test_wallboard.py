@@ -1,0 +1,253 @@
+"""The wallboard in a real browser (Debian's headless Chromium) on a real worker and broker.
+
+What a supervisor sees must be exactly what the API says, change without a reload
+when events arrive, take its colours from firing alerts, and say "stale since …"
+when the worker goes away, then recover by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream_app.core.timeutil import MINUTE_MS
+from tests.factories import now_ms, records, seed_mix, survey
+from tests.integration.harness import RUN, WorkerProcess, channel, produce, run_sync
+
+pytestmark = pytest.mark.integration
+WINDOW = "1h"
+VIEWPORT = {"width": 1920, "height": 1080}
+#: Chromium on a closed network: no background fetches, no first-run, no sandbox (root in CI).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    found = (
+        os.environ.get("STREAM_APP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    if not found:
+        pytest.fail("no Chromium: install Debian's `chromium` package or set STREAM_APP_CHROMIUM")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def rules_file(workdir: Path, ch: str) -> Path:
+    common = {"for": "0s", "clear_for": "0s", "hysteresis": 0.0, "channels": [ch], "window": WINDOW}
+    rules = [
+        {"name": "wb_csat_low", "kind": "threshold", "metric": "csat", "op": "below", "threshold": 0.7,
+         "min_samples": 20, "severity": "critical", **common},
+        {"name": "wb_first_response_slow", "kind": "threshold", "metric": "first_response_p90", "op": "above",
+         "threshold": 30, "min_samples": 5, "severity": "warning", **common},
+    ]  # fmt: skip
+    path = workdir / f"rules-wallboard-{RUN}.yaml"
+    path.write_text(json.dumps({"rules": rules}))
+    return path
+
+
+# --- the page's formatting, in Python, to compare text as well as raw values --------
+
+
+def js_round(x: float) -> int:
+    return math.floor(x + 0.5)  # JavaScript's Math.round
+
+
+def percent(v: float) -> str:
+    return f"{js_round(v * 100)}%"
+
+
+def duration(seconds: float) -> str:
+    s = js_round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def expected_cells(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Column → (raw value, sample size, text) as the wallboard must show them."""
+    frt = snap["first_response_seconds"]
+    volume = snap["volume"]["tickets"] + snap["volume"]["chats"]
+    columns = {
+        "csat": (snap["csat"]["value"], snap["csat"]["n"], percent),
+        "nps": (snap["nps"]["value"], snap["nps"]["n"], lambda v: str(js_round(v))),
+        "ces": (snap["ces"]["value"], snap["ces"]["n"], percent),
+        "fcr": (snap["fcr"]["value"], snap["fcr"]["n"], percent),
+        "frt": (frt["p90"], frt["n"], duration),
+        "backlog": (snap["open_tickets"], None, str),
+        "volume": (volume, None, str),
+    }
+    return {
+        name: {"value": value, "n": n, "text": "—" if value is None else fmt(value)}
+        for name, (value, n, fmt) in columns.items()
+    }
+
+
+READ_PAGE = """() => {
+  const out = {};
+  for (const row of document.querySelectorAll('#rows tr[data-channel]')) {
+    const cells = {};
+    for (const td of row.querySelectorAll('td[data-metric]')) {
+      const figure = td.querySelector('.figure');
+      const raw = figure.dataset.value;
+      const n = td.querySelector('.sub').dataset.n;
+      const trend = td.querySelector('.trend');
+      cells[td.dataset.metric] = {
+        value: raw === '' ? null : Number(raw), n: n === '' ? null : Number(n),
+        text: figure.textContent, state: td.dataset.state, trend: trend ? trend.dataset.trend : null,
+      };
+    }
+    out[row.dataset.channel] = cells;
+  }
+  return out;
+}"""
+
+
+def shown(page: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    result: dict[str, dict[str, dict[str, Any]]] = page.evaluate(READ_PAGE)
+    return result
+
+
+def page_matches_api(page: Any, worker: WorkerProcess, channels: list[str]) -> None:
+    """Same figures on the page as in /api/v1/scores (retrying over a push or two)."""
+    deadline = time.monotonic() + 15
+    while True:
+        api = {
+            s["channel"]: expected_cells(s) for s in worker.scores(window=WINDOW) if s["channel"] in channels
+        }
+        page_cells = shown(page)
+        got = {
+            ch: {m: {k: c[k] for k in ("value", "n", "text")} for m, c in page_cells.get(ch, {}).items()}
+            for ch in channels
+        }
+        if got == api or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert got == api
+
+
+def test_wallboard_in_a_real_browser(
+    browser: Any, start_worker: Any, bootstrap: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alerting, calm = channel("wb_a"), channel("wb_b")
+    worker: WorkerProcess = start_worker(
+        f"cx-wallboard-{RUN}", channel("probe"), STREAM_APP_RULES=str(rules_file(workdir, alerting))
+    )
+    t = now_ms()
+    earlier = [  # the hour before: CSAT 50% on the calm channel, for its trend arrow
+        ("cx.surveys", survey("csat", 5 if i % 2 else 1, t - 80 * MINUTE_MS - i * 20_000, calm))
+        for i in range(40)
+    ]
+    run_sync(produce(bootstrap, records(seed_mix(alerting, t) + seed_mix(calm, t) + earlier)))
+
+    def api_ready() -> bool:
+        snaps = {s["channel"]: s for s in worker.scores(window=WINDOW)}
+        return (
+            all(snaps.get(ch, {}).get("csat", {}).get("n") == 100 for ch in (alerting, calm))
+            and (snaps[calm].get("previous") or {}).get("csat", {}).get("n") == 40
+        )
+
+    worker.wait_until(api_ready, 60, "both channels' figures in /api/v1/scores")
+
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{worker.url}/wallboard?window={WINDOW}&channels={alerting},{calm}")
+    page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
+    page.wait_for_selector(
+        f'#banner .alert[data-rule="wb_csat_low"][data-channel="{alerting}"]', timeout=30_000
+    )
+    page.wait_for_selector(f'tr[data-channel="{calm}"]', timeout=10_000)
+
+    # 1. The figures equal the API's, as numbers, sample sizes and text.
+    page_matches_api(page, worker, [alerting, calm])
+
+    # 2. Colours come from the firing alerts; the banner names them.
+    cells = shown(page)
+    assert cells[alerting]["csat"]["state"] == "critical"
+    assert cells[alerting]["frt"]["state"] == "warning"
+    assert {c["state"] for c in cells[calm].values()} == {"ok"}
+    banner = page.inner_text("#banner")
+    assert f"CSAT on {alerting}" in banner and "CRITICAL" in banner
+
+    # 3. Trend against the previous hour: 60% now vs 50% then.
+    assert cells[calm]["csat"]["trend"] == "up"
+    assert cells[alerting]["csat"]["trend"] is None  # nothing the hour before: no arrow
+    assert page.inner_text("#status").strip() == "● live"
+
+    # 4. Readable on a 1080p wall screen: big figures, every row on screen.
+    figure_px = page.eval_on_selector(".figure", "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert figure_px >= 36
+    bottom = page.eval_on_selector("#rows tr:last-child", "e => e.getBoundingClientRect().bottom")
+    assert bottom <= VIEWPORT["height"]
+    right = page.eval_on_selector_all(
+        "#rows td", "tds => Math.max(...tds.map(td => td.getBoundingClientRect().right))"
+    )
+    assert right <= VIEWPORT["width"]
+    clipped = page.eval_on_selector_all(
+        "#rows td[data-metric]",
+        "tds => tds.filter(td => td.scrollWidth > td.clientWidth)"
+        ".map(td => [td.dataset.metric, td.innerText, td.scrollWidth, td.clientWidth])",
+    )
+    assert clipped == [], "figures that do not fit their cells"
+    shot = workdir / "wallboard.png"
+    page.screenshot(path=str(shot))
+
+    # 5. New events change the page without a reload.
+    unhappy = [("cx.surveys", survey("csat", 1, now_ms() - i * 1000, calm)) for i in range(50)]
+    run_sync(produce(bootstrap, records(unhappy)))
+    page.wait_for_function(
+        f'() => document.querySelector(\'tr[data-channel="{calm}"] td[data-metric="csat"] .sub\')'
+        ".dataset.n === '150'",
+        timeout=30_000,
+    )
+    page_matches_api(page, worker, [alerting, calm])
+    assert shown(page)[calm]["csat"]["text"] == "40%"  # 60 of 150
+    assert page.evaluate("window.__sameDocument") is True
+
+    # 6. Worker gone: the page says since when it is stale; back: it reconnects by itself.
+    worker.stop()
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('stale since')", timeout=15_000
+    )
+    assert "stale" in page.evaluate("document.body.className")
+    stale_shot = workdir / "wallboard-stale.png"
+    page.screenshot(path=str(stale_shot))
+    stale_text = page.inner_text("#status")
+    worker.start()
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent === '● live'", timeout=120_000
+    )
+    page_matches_api(page, worker, [alerting, calm])
+    assert page.evaluate("window.__sameDocument") is True
+    assert errors == []
+    with capsys.disabled():
+        print(f"\n  wallboard screenshots: {shot} and {stale_shot} ({stale_text!r})")
