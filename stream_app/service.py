@@ -386,7 +386,10 @@ class CxService:
                 self.scores.pop(key, None)
                 self.applied.pop(key, None)
             now = self.last_merged[channel] = now_ms()
-            if now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
+            # New data is evaluated at once (an alert should not wait for the next
+            # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
+            moved = bool(fresh.buckets) or bool(fresh.open_delta)
+            if moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
                 await self._evaluate_alerts(channel, now)
 
     async def _rebuild_scoreboard(self) -> None:

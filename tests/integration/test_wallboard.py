@@ -155,11 +155,22 @@ def page_matches_api(page: Any, worker: WorkerProcess, channels: list[str]) -> N
 
 
 def test_wallboard_in_a_real_browser(
-    browser: Any, start_worker: Any, bootstrap: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+    browser: Any,
+    worker: WorkerProcess,
+    start_worker: Any,
+    bootstrap: str,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     alerting, calm = channel("wb_a"), channel("wb_b")
-    worker: WorkerProcess = start_worker(
-        f"cx-wallboard-{RUN}", channel("probe"), STREAM_APP_RULES=str(rules_file(workdir, alerting))
+    # This worker does not own `calm` (not one of its channels): that row can only come
+    # from cx.metrics, published by the shared session worker: the multi-worker view.
+    own_channels = [c for c in worker.env["STREAM_APP_CHANNELS"].split(",") if c != calm]
+    board_worker: WorkerProcess = start_worker(
+        f"cx-wallboard-{RUN}",
+        channel("probe"),
+        STREAM_APP_RULES=str(rules_file(workdir, alerting)),
+        STREAM_APP_CHANNELS=",".join(own_channels),
     )
     t = now_ms()
     earlier = [  # the hour before: CSAT 50% on the calm channel, for its trend arrow
@@ -169,18 +180,19 @@ def test_wallboard_in_a_real_browser(
     run_sync(produce(bootstrap, records(seed_mix(alerting, t) + seed_mix(calm, t) + earlier)))
 
     def api_ready() -> bool:
-        snaps = {s["channel"]: s for s in worker.scores(window=WINDOW)}
+        snaps = {s["channel"]: s for s in board_worker.scores(window=WINDOW)}
         return (
             all(snaps.get(ch, {}).get("csat", {}).get("n") == 100 for ch in (alerting, calm))
             and (snaps[calm].get("previous") or {}).get("csat", {}).get("n") == 40
         )
 
-    worker.wait_until(api_ready, 60, "both channels' figures in /api/v1/scores")
+    board_worker.wait_until(api_ready, 60, "both channels' figures in /api/v1/scores")
+    assert calm not in json.loads(board_worker.get("/healthz"))["owned_channels"]
 
     page = browser.new_page(viewport=VIEWPORT)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{worker.url}/wallboard?window={WINDOW}&channels={alerting},{calm}")
+    page.goto(f"{board_worker.url}/wallboard?window={WINDOW}&channels={alerting},{calm}")
     page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
     page.wait_for_selector(
         f'#banner .alert[data-rule="wb_csat_low"][data-channel="{alerting}"]', timeout=30_000
@@ -188,7 +200,7 @@ def test_wallboard_in_a_real_browser(
     page.wait_for_selector(f'tr[data-channel="{calm}"]', timeout=10_000)
 
     # 1. The figures equal the API's, as numbers, sample sizes and text.
-    page_matches_api(page, worker, [alerting, calm])
+    page_matches_api(page, board_worker, [alerting, calm])
 
     # 2. Colours come from the firing alerts; the banner names them.
     cells = shown(page)
@@ -229,12 +241,12 @@ def test_wallboard_in_a_real_browser(
         ".dataset.n === '150'",
         timeout=30_000,
     )
-    page_matches_api(page, worker, [alerting, calm])
+    page_matches_api(page, board_worker, [alerting, calm])
     assert shown(page)[calm]["csat"]["text"] == "40%"  # 60 of 150
     assert page.evaluate("window.__sameDocument") is True
 
     # 6. Worker gone: the page says since when it is stale; back: it reconnects by itself.
-    worker.stop()
+    board_worker.stop()
     page.wait_for_function(
         "() => document.querySelector('#status').textContent.startsWith('stale since')", timeout=15_000
     )
@@ -242,11 +254,11 @@ def test_wallboard_in_a_real_browser(
     stale_shot = workdir / "wallboard-stale.png"
     page.screenshot(path=str(stale_shot))
     stale_text = page.inner_text("#status")
-    worker.start()
+    board_worker.start()
     page.wait_for_function(
         "() => document.querySelector('#status').textContent === '● live'", timeout=120_000
     )
-    page_matches_api(page, worker, [alerting, calm])
+    page_matches_api(page, board_worker, [alerting, calm])
     assert page.evaluate("window.__sameDocument") is True
     assert errors == []
     with capsys.disabled():
