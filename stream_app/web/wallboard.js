@@ -29,7 +29,7 @@ const COLUMNS = [
   { id: "backlog", value: (s) => s.open_tickets, format: count, better: -1, noTrend: true },
   {
     id: "volume", value: (s) => s.volume.tickets + s.volume.chats, format: count, better: 0,
-    extra: (s) => `${s.volume.tickets} tickets · ${s.volume.chats} chats`,
+    extra: (s) => `${s.volume.tickets} tkt · ${s.volume.chats} chat`,
   },
 ];
 
