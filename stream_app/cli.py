@@ -1,4 +1,4 @@
-"""`stream-app worker | demo | generate`."""
+"""`stream-app worker | demo | generate | bench`."""
 
 from __future__ import annotations
 
@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--drop-after", default="60s")
     generate.add_argument("--drop-for", default="120s")
     generate.set_defaults(func=cmd_generate)
+
+    from stream_app import bench
+
+    bench.add_parser(sub)
     return parser
 
 

@@ -70,13 +70,18 @@ class Generator:
         channels: list[str] | None = None,
         drop: Drop | None = None,
         since_ms: int | None = None,
+        profiles: dict[str, ChannelProfile] | None = None,
+        survey_rate: float = 0.45,
     ) -> None:
         self.random = random.Random(seed)
+        self.profiles = profiles or PROFILES
+        #: Share of finished contacts that get a survey answer.
+        self.survey_rate = survey_rate
         #: Events before this are not produced. Chats starting earlier are skipped whole
         #: (half a conversation would look abandoned); tickets may be half-seen, as a
         #: helpdesk's are when the service starts.
         self.since_ms = since_ms
-        self.channels = [c for c in (channels or list(PROFILES)) if c in PROFILES]
+        self.channels = [c for c in (channels or list(self.profiles)) if c in self.profiles]
         self.drop = drop
         self.ids = itertools.count(1)
         self.prefix = f"{seed:x}-{int(time.time()):x}"
@@ -94,23 +99,23 @@ class Generator:
         drop = self.drop
         if drop and drop.channel == channel and drop.start_ms <= at_ms < drop.end_ms:
             return drop.satisfied
-        return PROFILES[channel].satisfied
+        return self.profiles[channel].satisfied
 
     def _delay_ms(self, median_s: float) -> int:
         return max(1000, int(self.random.lognormvariate(0, 0.8) * median_s * 1000))
 
     def new_contact(self, at_ms: int) -> None:
         """Schedule every event of one new ticket or chat (and maybe its survey)."""
-        weights = [PROFILES[c].weight for c in self.channels]
+        weights = [self.profiles[c].weight for c in self.channels]
         channel = self.random.choices(self.channels, weights)[0]
-        profile = PROFILES[channel]
+        profile = self.profiles[channel]
         if self.random.random() < profile.ticket_share:
             end = self._ticket(channel, profile, at_ms)
         elif self.since_ms is None or at_ms >= self.since_ms:
             end = self._chat(channel, profile, at_ms)
         else:
             return
-        if end is not None and self.random.random() < 0.45:
+        if end is not None and self.random.random() < self.survey_rate:
             self._surveys(channel, end + self._delay_ms(60))
 
     def _ticket(self, channel: str, profile: ChannelProfile, t: int) -> int | None:
