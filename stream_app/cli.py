@@ -39,6 +39,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(asyncio.new_event_loop())
     service = CxService(settings)
     worker = faust.Worker(service.app, loglevel=settings.log_level.upper(), redirect_stdouts=False)
+    # Faust's terminal spinner sets the root logger to DEBUG when the level is WARNING
+    # or above, so every library debug call builds a record: a service has no spinner.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -28,13 +29,14 @@ import faust
 import orjson
 from aiohttp import web as aiohttp_web
 from aiokafka import AIOKafkaConsumer
+from faust.streams import _current_event
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
-from stream_app.core.intake import DUPLICATE, INPUTS, REASONS, Accepted, Intake, Rejected, Schemas
+from stream_app.core.intake import INPUTS, REASONS, Accepted, Intake, Rejected, Schemas
 from stream_app.core.lifecycle import State
 from stream_app.core.scoreboard import ALL, ChannelPartial, Partials, Scoreboard
 from stream_app.core.snapshot import same_scores
@@ -59,45 +61,95 @@ DEADLETTER_TOPIC = "cx.deadletter"
 #: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
 HEARTBEAT_MS = 5_000
 EXPIRY_SWEEP_MS = 60_000
+#: Most input events folded per batch (per input topic); a batch also ends after the
+#: flush interval, which bounds the latency it adds.
+INTAKE_BATCH = 2000
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class PartitionStore(MutableMapping[str, State]):
-    """A Faust table seen through one input partition.
+class BatchState:
+    """A state table during one intake batch: a record cache in front of it.
 
-    Values carry their partition (`p`) so the expiry sweep, which runs while an
-    event of partition p is being processed, only deletes keys whose changelog
-    partition is p.
+    Reads see the batch's own writes (from any partition: a survey replayed under
+    another key still finds its response); `write_back` stores each changed key
+    once, so an entity touched by several events of a batch costs one changelog
+    record, as in Kafka Streams' record cache. Each key is written through the
+    Faust table with an event of the partition that wrote it as the current event,
+    so its changelog record and RocksDB column land on that partition.
     """
 
-    def __init__(self, table: Any, partition: int) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
+        self.dirty: dict[str, tuple[int, State | None]] = {}  # key → (partition, value or deleted)
+        self.events: dict[int, Any] = {}  # partition → an event of it in this batch
+        self.views: dict[int, BatchStore] = {}
+
+    def view(self, partition: int, event: Any) -> BatchStore:
+        found = self.views.get(partition)
+        if found is None:
+            self.events[partition] = event
+            found = self.views[partition] = BatchStore(self, partition)
+        return found
+
+    def get(self, key: str) -> State | None:
+        if key in self.dirty:
+            return self.dirty[key][1]
+        value: State | None = self.table.get(key)
+        return value
+
+    def write_back(self) -> None:
+        by_partition: dict[int, list[tuple[str, State | None]]] = {}
+        for key, (partition, value) in self.dirty.items():
+            by_partition.setdefault(partition, []).append((key, value))
+        for partition, changes in by_partition.items():
+            token = _current_event.set(weakref.ref(self.events[partition]))
+            try:
+                for key, value in changes:
+                    if value is None:
+                        self.table.pop(key, None)
+                    else:
+                        self.table[key] = value
+            finally:
+                _current_event.reset(token)
+        self.dirty.clear()
+
+
+class BatchStore(MutableMapping[str, State]):
+    """One input partition's view of a `BatchState`. Values carry their partition
+    (`p`) so the expiry sweep only sees this partition's keys."""
+
+    def __init__(self, batch: BatchState, partition: int) -> None:
+        self.batch = batch
         self.partition = partition
 
     def __getitem__(self, key: str) -> State:
-        value: State | None = self.table.get(key)
-        if value is None:
+        found = self.batch.get(key)
+        if found is None:
             raise KeyError(key)
-        return value
+        return found
 
     def __setitem__(self, key: str, value: State) -> None:
         value["p"] = self.partition
-        self.table[key] = value
+        self.batch.dirty[key] = (self.partition, value)
 
     def __delitem__(self, key: str) -> None:
-        del self.table[key]
+        self[key]  # KeyError when absent, as a mapping must
+        self.batch.dirty[key] = (self.partition, None)
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k, v in list(self.table.items()) if v.get("p") == self.partition)
+        dirty = self.batch.dirty
+        stored = (k for k, v in list(self.batch.table.items()) if v.get("p") == self.partition)
+        yield from (k for k in stored if k not in dirty)
+        yield from (k for k, (p, v) in list(dirty.items()) if p == self.partition and v is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
     def __contains__(self, key: object) -> bool:
-        return self.table.get(key) is not None
+        return isinstance(key, str) and self.batch.get(key) is not None
 
 
 class CxService:
@@ -109,7 +161,6 @@ class CxService:
         self.intake = Intake(
             Schemas(), frozenset(settings.channels), self.timeline, settings.lifecycle_rules()
         )
-        self.partials = Partials(self.timeline)
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         self.global_view: dict[tuple[str, str], dict[str, Any]] = {}
         self.global_records = 0
@@ -119,7 +170,6 @@ class CxService:
         self.last_output_ms = 0
         self.last_merged: dict[str, int] = {}
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-        self.last_flush = 0
         self.last_sweep: dict[tuple[str, int], int] = {}
         #: Highest offset this process handled per input partition. Faust may hand
         #: a record over twice right after a table restore; the second time is skipped.
@@ -160,6 +210,8 @@ class CxService:
             broker_commit_interval=1.0,
             producer_linger=0.005,
             table_standby_replicas=0,
+            # Room for several intake batches per input partition before Faust pauses it.
+            stream_buffer_maxsize=4 * INTAKE_BATCH,
             key_serializer="raw",
             value_serializer="raw",
             # tansu holds a JoinGroup for about half the session timeout and ignores
@@ -196,7 +248,7 @@ class CxService:
         for name, topic in self.inputs.items():
             app.agent(topic, name=f"intake-{name.split('.')[1]}")(self._intake_agent(name))
         app.agent(self.partials_topic, name="merge")(self._merge_agent)
-        app.timer(s.flush_interval_ms / 1000)(self._flush_partials)
+        app.timer(s.flush_interval_ms / 1000)(self._send_heartbeats)
         app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
         app.task(self._follow_outputs)
         self._routes(app)
@@ -283,27 +335,48 @@ class CxService:
 
         async def agent(stream: Any) -> None:
             table = self.tables[kind]
-            async for event in stream.events():
-                message = event.message
-                if self._already_handled(topic, message.partition, message.offset):
-                    continue
-                store = PartitionStore(table, message.partition)
-                now = now_ms()
-                outcome = self.intake.process(topic, event.value, now, store)
-                if isinstance(outcome, Accepted):
-                    self.partials.add(outcome.delta)
-                    self.instruments.events.labels(topic, "accepted").inc()
-                elif isinstance(outcome, Rejected):
-                    await self._dead_letter(topic, message, outcome)
-                else:
-                    assert outcome == DUPLICATE
-                    self.instruments.events.labels(topic, "duplicate").inc()
-                self._maybe_expire(kind, store, now)
-                if now - self.last_flush >= self.settings.flush_interval_ms:
-                    await self._flush_partials()
+            within = self.settings.flush_interval_ms / 1000
+            async for events in stream.take_events(INTAKE_BATCH, within=within):
+                await self._intake_batch(topic, kind, table, events)
 
         agent.__name__ = f"intake_{kind}"
         return agent
+
+    async def _intake_batch(self, topic: str, kind: str, table: Any, events: list[Any]) -> None:
+        """Fold a batch of input events; Faust acks them when this returns.
+
+        Order matters for at-least-once: the batch's partials are *delivered* before
+        its state is written. Once the state says "seen", a replayed event is a
+        duplicate, so its contribution must already be on the partials topic; a crash
+        in between replays the batch (it may count twice, never lose). Faust flushes
+        the producer before it commits the input offsets.
+        """
+        now = now_ms()
+        state = BatchState(table)
+        partials = Partials(self.timeline)
+        process, add = self.intake.process, partials.add
+        accepted = duplicates = 0
+        for event in events:
+            message = event.message
+            partition = message.partition
+            if self._already_handled(topic, partition, message.offset):
+                continue
+            outcome = process(topic, event.value, now, state.view(partition, event))
+            if type(outcome) is Accepted:
+                add(outcome.delta)
+                accepted += 1
+            elif type(outcome) is Rejected:
+                await self._dead_letter(topic, message, outcome)
+            else:
+                duplicates += 1
+        for store in list(state.views.values()):
+            self._maybe_expire(kind, store, now, partials)
+        await self._send_partials(partials.drain(), now)
+        state.write_back()
+        if accepted:
+            self.instruments.events.labels(topic, "accepted").inc(accepted)
+        if duplicates:
+            self.instruments.events.labels(topic, "duplicate").inc(duplicates)
 
     async def _dead_letter(self, topic: str, message: Any, rejected: Rejected) -> None:
         headers = [
@@ -318,29 +391,36 @@ class CxService:
         self.instruments.dead_letters.labels(topic, rejected.reason).inc()
         log.debug("dead-letter %s %s: %s", topic, rejected.reason, rejected.detail)
 
-    def _maybe_expire(self, kind: str, store: PartitionStore, now: int) -> None:
+    def _maybe_expire(self, kind: str, store: BatchStore, now: int, partials: Partials) -> None:
         key = (kind, store.partition)
         if now - self.last_sweep.get(key, 0) < EXPIRY_SWEEP_MS:
             return
         self.last_sweep[key] = now
         _, retract = self.intake.expire(kind, store, now, self.settings.open_state_ttl_ms)
-        self.partials.add(retract)
+        partials.add(retract)
 
-    async def _flush_partials(self) -> None:
-        """Send the summed partials; a channel with nothing to send for a second gets an
-        empty one, so its owner still sees the channel's stream move (alerts are stepped there)."""
-        now = self.last_flush = now_ms()
-        ready = self.partials.drain()
-        for channel in self.heartbeat_channels:
-            if (
-                channel not in ready
-                and now - self.last_sent.get(channel, 0) >= self.settings.snapshot_interval_ms
-            ):
-                ready[channel] = ChannelPartial()
+    async def _send_partials(self, ready: dict[str, ChannelPartial], now: int) -> None:
+        """Send partials and wait until the broker has them (see `_intake_batch`)."""
+        deliveries = []
         for channel, partial in ready.items():
             self.last_sent[channel] = now
-            await self.partials_topic.send(key=channel.encode(), value=orjson.dumps(partial.to_json()))
-            self.instruments.partials.inc()
+            deliveries.append(
+                await self.partials_topic.send(key=channel.encode(), value=orjson.dumps(partial.to_json()))
+            )
+        if deliveries:
+            await asyncio.gather(*deliveries)
+            self.instruments.partials.inc(len(deliveries))
+
+    async def _send_heartbeats(self) -> None:
+        """An empty partial for every channel with nothing sent for a second, so its
+        owner still sees the channel's stream move (alerts are stepped there)."""
+        now = now_ms()
+        quiet = {
+            channel: ChannelPartial()
+            for channel in self.heartbeat_channels
+            if now - self.last_sent.get(channel, 0) >= self.settings.snapshot_interval_ms
+        }
+        await self._send_partials(quiet, now)
 
     # --- stage 2: merge per channel ---------------------------------------------
 

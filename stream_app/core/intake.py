@@ -7,11 +7,12 @@ duplicate, or rejected with a dead-letter reason code from SPEC §2.
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -42,20 +43,40 @@ def schema_dir() -> Path:
 
 
 class Schemas:
-    """JSON Schema validators, compiled once per file (never per message)."""
+    """JSON Schema validators, compiled once per file (never per message).
+
+    Valid documents (nearly all) are checked by fastjsonschema, which compiles a
+    schema to plain Python and is ~20x faster than the jsonschema interpreter; the
+    dead-letter detail for an invalid one comes from jsonschema's `best_match`.
+    Our schemas only use keywords that mean the same in draft-07 (fastjsonschema's
+    newest) as in 2020-12; a property test checks both agree.
+    """
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or schema_dir()
         self.validators: dict[str, Draft202012Validator] = {}
+        self.fast: dict[str, Callable[[Any], Any]] = {}
         for path in sorted(directory.glob("*.v1.json")):
             schema = json.loads(path.read_text(encoding="utf-8"))
             Draft202012Validator.check_schema(schema)
-            self.validators[path.name.removesuffix(".v1.json")] = Draft202012Validator(schema)
+            name = path.name.removesuffix(".v1.json")
+            self.validators[name] = Draft202012Validator(schema)
+            draft7 = {**schema, "$schema": "http://json-schema.org/draft-07/schema#"}
+            self.fast[name] = fastjsonschema.compile(draft7, use_formats=False)
+
+    def is_valid(self, name: str, document: Any) -> bool:
+        try:
+            self.fast[name](document)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
 
     def error(self, name: str, document: Any) -> str | None:
         """The most relevant violation as one line, or None when valid."""
+        if self.is_valid(name, document):
+            return None
         validator = self.validators[name]
-        if validator.is_valid(document):
+        if validator.is_valid(document):  # the two disagree: trust the reference
             return None
         error = best_match(validator.iter_errors(document))
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"

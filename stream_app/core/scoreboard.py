@@ -86,6 +86,11 @@ class Scoreboard:
         self.open_tickets: dict[str, int] = {}
         #: Buckets dropped by retention, per channel, until the owner deletes them from storage.
         self.dropped: dict[str, list[int]] = {}
+        #: Bumped by every change, so snapshots (sketch quantiles for ~40 objects) are
+        #: rebuilt only when something moved, not on every scrape or push.
+        self.version = 0
+        self._channel_count = 0
+        self._snapshots: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
@@ -99,10 +104,15 @@ class Scoreboard:
         changed = [b for b, agg in partial.buckets.items() if windows.apply(b, agg)]
         if partial.open_delta:
             self.open_tickets[channel] = self.open_tickets.get(channel, 0) + partial.open_delta
+        if changed or partial.open_delta or len(self.channels) != self._channel_count:
+            self.version += 1
+            self._channel_count = len(self.channels)
         return changed
 
     def advance(self, now_ms: int) -> None:
         """Slide every window to `now_ms`, remembering the buckets retention dropped."""
+        if self.timeline.bucket_of(now_ms) != self.timeline.bucket_of(self.now_ms):
+            self.version += 1  # window edges move only at bucket boundaries
         self.now_ms = now_ms
         for channel, windows in self.channels.items():
             dropped = windows.advance(now_ms)
@@ -116,11 +126,20 @@ class Scoreboard:
         """Stop reporting a channel whose partition moved to another worker."""
         self.channels.pop(channel, None)
         self.open_tickets.pop(channel, None)
+        self.version += 1
 
     def owned(self) -> list[str]:
         return sorted(set(self.channels) | set(self.open_tickets))
 
     def snapshots(self) -> list[dict[str, Any]]:
+        """Every owned channel × reported window; rebuilt when something changed, and
+        at least once a second so `as_of` moves on."""
+        key = (self.version, self.now_ms // 1000)
+        if self._snapshots is None or self._snapshots[0] != key:
+            self._snapshots = (key, self._build_snapshots())
+        return self._snapshots[1]
+
+    def _build_snapshots(self) -> list[dict[str, Any]]:
         as_of = format_ms(self.now_ms)
         result = []
         for channel in self.owned():

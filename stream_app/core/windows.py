@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from stream_app.core.aggregate import Aggregate
@@ -50,7 +51,7 @@ class Timeline:
     future_ms: int = 5 * MINUTE_MS
     timezone: str = "UTC"
 
-    @property
+    @cached_property
     def retention_ms(self) -> int:
         """Largest window + grace: how long a bucket (and a late event) is accepted."""
         longest = max(LONGEST_DAY_MS if w.name == TODAY else w.length_ms for w in self.windows)

@@ -47,6 +47,7 @@ TEST_CHANNELS = [
         "wb_a",
         "wb_b",
         "grafana",
+        "crash",
     )
 ]
 
@@ -99,6 +100,12 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit (a crash)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
