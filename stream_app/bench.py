@@ -63,26 +63,25 @@ class Dataset:
 
 
 def make_events(count: int, seed: int, end_ms: int, span_ms: int = SPAN_MS) -> Dataset:
-    """`count` events of the bench mix with event times in [end - span, end], in time order."""
+    """`count` events of the bench mix with event times in [end - span, end], in time order.
+
+    Contacts start across the span; their events after `end` are dropped (those
+    contacts are still in progress). Passes repeat until there are enough events.
+    """
     generator = Generator(
         seed, list(DEFAULT_CHANNELS), profiles=BENCH_PROFILES, survey_rate=BENCH_SURVEY_RATE
     )
-    records: list[Record] = []
-    per_contact = 5.0
-    t = float(end_ms - span_ms)
-    step = span_ms / max(count / per_contact, 1)
-    while len(records) < count:
-        while t < end_ms and len(generator.queue) < 50_000:
+    timed: list[tuple[int, Record]] = []
+    step = span_ms / max(count / 4.0, 1.0)  # about 4-5 events per contact
+    while len(timed) < count:
+        t = float(end_ms - span_ms)
+        while t < end_ms:
             generator.new_contact(int(t))
             t += generator.random.expovariate(1 / step)
-        before = len(records)
-        for _, topic, key, value in generator.due(int(min(t, end_ms))):
-            records.append((topic, key, value))
-            if len(records) == count:
-                break
-        if t >= end_ms and len(records) == before:
-            t = float(end_ms - span_ms)  # more contacts needed than the span held: go round again
-            step /= 2
+        timed.extend((at, (topic, key, value)) for at, topic, key, value in generator.due(end_ms))
+        generator.queue.clear()
+    timed.sort(key=lambda item: item[0])
+    records = [record for _, record in timed[:count]]
     mix = Counter(topic for topic, _, _ in records)
     contacts = surveys = 0
     for topic, _, value in records:
