@@ -34,7 +34,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app.config import Settings
-from stream_app.core import alerts
+from stream_app.core import alerts, lifecycle
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Accepted, Intake, Rejected, Schemas
 from stream_app.core.lifecycle import State
@@ -171,6 +171,8 @@ class CxService:
         self.last_merged: dict[str, int] = {}
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.last_sweep: dict[tuple[str, int], int] = {}
+        #: (kind, input partition) → state key → when it may expire.
+        self.expiry_index: dict[tuple[str, int], dict[str, int]] = {}
         #: Highest offset this process handled per input partition. Faust may hand
         #: a record over twice right after a table restore; the second time is skipped.
         self.handled: dict[tuple[str, int], int] = {}
@@ -371,6 +373,7 @@ class CxService:
                 duplicates += 1
         for store in list(state.views.values()):
             self._maybe_expire(kind, store, now, partials)
+        self._index_expiry(kind, state)
         await self._send_partials(partials.drain(), now)
         state.write_back()
         if accepted:
@@ -391,13 +394,51 @@ class CxService:
         self.instruments.dead_letters.labels(topic, rejected.reason).inc()
         log.debug("dead-letter %s %s: %s", topic, rejected.reason, rejected.detail)
 
+    def _expires_at(self, kind: str, state: State) -> int | None:
+        retention, ttl = self.timeline.retention_ms, self.settings.open_state_ttl_ms
+        return lifecycle.expires_at(kind, state, retention, ttl)
+
     def _maybe_expire(self, kind: str, store: BatchStore, now: int, partials: Partials) -> None:
+        """Drop expired ticket/chat/survey state of one input partition, once a minute.
+
+        An in-memory index (key → when it may go) is kept current by every batch, so
+        a sweep touches only the due keys; it is built by one full scan of the
+        partition the first time this process sweeps it (after start or a rebalance).
+        """
         key = (kind, store.partition)
         if now - self.last_sweep.get(key, 0) < EXPIRY_SWEEP_MS:
             return
         self.last_sweep[key] = now
-        _, retract = self.intake.expire(kind, store, now, self.settings.open_state_ttl_ms)
+        index = self.expiry_index.get(key)
+        if index is None:
+            index = self.expiry_index[key] = {}
+            for state_key, state in store.items():
+                deadline = self._expires_at(kind, state)
+                if deadline is not None:
+                    index[state_key] = deadline
+        due = [state_key for state_key, deadline in index.items() if deadline < now]
+        if not due:
+            return
+        gone, retract = self.intake.expire_keys(kind, store, due, now, self.settings.open_state_ttl_ms)
         partials.add(retract)
+        for state_key in due:
+            del index[state_key]
+        for state_key in set(due) - set(gone):  # touched since it was indexed
+            current = store.get(state_key)
+            deadline = None if current is None else self._expires_at(kind, current)
+            if deadline is not None:
+                index[state_key] = deadline
+
+    def _index_expiry(self, kind: str, state: BatchState) -> None:
+        for key, (partition, value) in state.dirty.items():
+            index = self.expiry_index.get((kind, partition))
+            if index is None:
+                continue  # built by this partition's first sweep
+            deadline = None if value is None else self._expires_at(kind, value)
+            if deadline is None:
+                index.pop(key, None)
+            else:
+                index[key] = deadline
 
     async def _send_partials(self, ready: dict[str, ChannelPartial], now: int) -> None:
         """Send partials and wait until the broker has them (see `_intake_batch`)."""
@@ -504,6 +545,8 @@ class CxService:
         self.applied = {}
         self.handled.clear()
         self.instruments.alert_firing.clear()
+        self.expiry_index.clear()  # rebuilt by each partition's next sweep
+        self.last_sweep.clear()
 
     # --- outputs ------------------------------------------------------------------
 

@@ -198,11 +198,23 @@ class Intake:
         Only the non-windowed `open` fact is retracted: windowed facts stay in their
         buckets, which age out on their own.
         """
+        return self.expire_keys(kind, store, list(store), now_ms, open_ttl_ms)
+
+    def expire_keys(
+        self,
+        kind: str,
+        store: MutableMapping[str, State],
+        keys: list[str],
+        now_ms: int,
+        open_ttl_ms: int,
+    ) -> tuple[list[str], list[tuple[Fact, int]]]:
+        """`expire` for the given keys only (those an expiry index says are due)."""
         retention = self.timeline.retention_ms
         gone: list[str] = []
         retract: list[tuple[Fact, int]] = []
-        for key, state in list(store.items()):
-            if lifecycle.expired(kind, state, now_ms, retention, open_ttl_ms):
+        for key in keys:
+            state = store.get(key)
+            if state is not None and lifecycle.expired(kind, state, now_ms, retention, open_ttl_ms):
                 gone.append(key)
                 if kind == "ticket" and lifecycle.ticket_is_open(state):
                     retract.extend(

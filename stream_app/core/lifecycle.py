@@ -180,7 +180,14 @@ def is_closed(kind: str, state: State) -> bool:
     return True
 
 
+def expires_at(kind: str, state: State, retention_ms: int, open_ttl_ms: int) -> int | None:
+    """When the state may go: closed work is kept for retention (late events still
+    land), open work for open_ttl after its last event. None: no event time yet."""
+    if "lt" not in state:
+        return None
+    return int(state["lt"]) + (retention_ms if is_closed(kind, state) else open_ttl_ms)
+
+
 def expired(kind: str, state: State, now_ms: int, retention_ms: int, open_ttl_ms: int) -> bool:
-    """Closed work is kept for retention (late events still land); open work for open_ttl."""
-    idle = now_ms - int(state.get("lt", now_ms))
-    return idle > (retention_ms if is_closed(kind, state) else open_ttl_ms)
+    deadline = expires_at(kind, state, retention_ms, open_ttl_ms)
+    return deadline is not None and now_ms > deadline

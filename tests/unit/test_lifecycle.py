@@ -155,3 +155,15 @@ def test_expiry_keeps_open_work_and_drops_closed_after_retention() -> None:
     assert expired("ticket", closed, later, retention_ms=DAY_MS, open_ttl_ms=30 * DAY_MS)
     assert not expired("ticket", still_open, later, retention_ms=DAY_MS, open_ttl_ms=30 * DAY_MS)
     assert not expired("ticket", closed, T0 + HOUR_MS, retention_ms=DAY_MS, open_ttl_ms=30 * DAY_MS)
+
+
+def test_expiry_deadline_matches_expired() -> None:
+    from stream_app.core.lifecycle import expired, expires_at
+
+    answered = {"lt": 1_000}  # a survey response is closed at once: kept for retention
+    assert expires_at("survey", answered, 100, 10_000) == 1_100
+    assert not expired("survey", answered, 1_100, 100, 10_000)
+    assert expired("survey", answered, 1_101, 100, 10_000)
+    open_ticket = {"lt": 1_000}  # never resolved: kept for the open-state TTL
+    assert expires_at("ticket", open_ticket, 100, 10_000) == 11_000
+    assert expires_at("ticket", {}, 100, 10_000) is None
