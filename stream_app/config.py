@@ -21,6 +21,8 @@ from stream_app.core.timeutil import parse_duration_ms
 from stream_app.core.windows import TODAY, Timeline, WindowSpec
 
 PREFIX = "STREAM_APP_"
+#: Variables whose values are never echoed, not even in a configuration error.
+SECRETS = frozenset({"API_TOKEN"})
 DEFAULT_CHANNELS = ("phone", "email", "chat", "sms", "social", "video", "portal", "app", "in_person")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 T = TypeVar("T")
@@ -55,6 +57,8 @@ class Settings:
     log_level: str = "info"
     replication_factor: int = 1
     broker_kind: str = "kafka"
+    #: Bearer token for /api and /wallboard; None leaves them open. Never printed.
+    api_token: str | None = field(default=None, repr=False)
     alert_rules: tuple[Rule, ...] = ()
 
     def timeline(self) -> Timeline:
@@ -93,7 +97,8 @@ def _parse(env: Mapping[str, str], name: str, parse: Callable[[str], T], allowed
     try:
         return parse(raw)
     except (ValueError, KeyError) as exc:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} is invalid: {allowed} ({exc})") from None
+        shown = "<hidden>" if name in SECRETS else repr(raw)
+        raise ConfigError(f"{PREFIX}{name}={shown} is invalid: {allowed} ({exc})") from None
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
@@ -186,6 +191,12 @@ def _broker_kind(raw: str) -> str:
     return raw
 
 
+def _token(raw: str) -> str:
+    if len(raw) < 16 or any(c.isspace() for c in raw):
+        raise ValueError("weak or malformed token")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     if raw.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("unknown level")
@@ -229,6 +240,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "log_level": ("LOG_LEVEL", _log_level, "debug, info, warning or error"),
         "replication_factor": ("REPLICATION_FACTOR", _int_range(1, 16), "an integer 1-16"),
         "broker_kind": ("BROKER_KIND", _broker_kind, "kafka or tansu"),
+        "api_token": ("API_TOKEN", _token, "at least 16 characters without spaces"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)

@@ -33,6 +33,7 @@ from faust.streams import _current_event
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream_app import http_auth
 from stream_app.config import Settings
 from stream_app.core import alerts, lifecycle
 from stream_app.core.aggregate import Aggregate
@@ -258,6 +259,17 @@ class CxService:
 
     def _routes(self, app: faust.App) -> None:
         service = self
+        token = self.settings.api_token
+
+        def denied(view: View, request: Request) -> Response | None:
+            """401 unless the request carries the API token (when one is configured)."""
+            raw: Any = request
+            presented = http_auth.presented_token(raw.headers, raw.cookies, raw.query)
+            if http_auth.allowed(token, presented):
+                return None
+            return view.json(
+                {"error": "a bearer token is required"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
 
         @app.page("/metrics")
         class MetricsView(View):
@@ -268,6 +280,8 @@ class CxService:
         @app.page("/api/v1/scores")
         class ScoresView(View):
             async def get(self, request: Request) -> Response:
+                if refusal := denied(self, request):
+                    return refusal
                 channel = request.query.get("channel") or None
                 window = request.query.get("window") or None
                 found = [
@@ -282,6 +296,8 @@ class CxService:
             """Server-Sent Events for the wallboard: one `board` event per second."""
 
             async def get(self, request: Request) -> Any:
+                if refusal := denied(self, request):
+                    return refusal
                 windows = service.settings.windows
                 window = request.query.get("window") or ("1h" if "1h" in windows else windows[0])
                 if window not in windows:
@@ -308,11 +324,19 @@ class CxService:
         @app.page("/wallboard")
         class WallboardView(View):
             async def get(self, request: Request) -> Response:
-                return self.bytes(static_file("wallboard.html"), content_type="text/html")
+                if refusal := denied(self, request):
+                    return refusal
+                page = self.bytes(static_file("wallboard.html"), content_type="text/html")
+                if token is not None:  # the page's script and event stream cannot send headers
+                    raw: Any = page
+                    raw.set_cookie(http_auth.COOKIE, token, httponly=True, samesite="Strict", path="/")
+                return page
 
         @app.page("/wallboard/{name}")
         class WallboardAsset(View):
             async def get(self, request: Request, name: str) -> Response:
+                if refusal := denied(self, request):
+                    return refusal
                 if name not in STATIC:
                     return self.error(404, "not found")
                 return self.bytes(static_file(name), content_type=STATIC[name])

@@ -62,3 +62,29 @@ def test_bad_values_name_the_variable(name: str, value: str) -> None:
     message = str(raised.value)
     assert f"STREAM_APP_{name}" in message
     assert "\n" not in message
+
+
+def test_api_token_is_checked_and_never_echoed() -> None:
+    import pytest
+
+    from stream_app.config import ConfigError, load
+
+    assert load({"STREAM_APP_API_TOKEN": "0123456789abcdef"}).api_token == "0123456789abcdef"
+    assert "0123456789abcdef" not in repr(load({"STREAM_APP_API_TOKEN": "0123456789abcdef"}))
+    with pytest.raises(ConfigError) as error:
+        load({"STREAM_APP_API_TOKEN": "short secret"})
+    assert "short secret" not in str(error.value)
+    assert str(error.value).startswith("STREAM_APP_API_TOKEN=<hidden>")
+
+
+def test_token_sources_and_comparison() -> None:
+    from stream_app.http_auth import COOKIE, allowed, presented_token
+
+    assert presented_token({"Authorization": "Bearer abc"}, {}, {}) == "abc"
+    assert presented_token({}, {}, {"token": "q"}) == "q"
+    assert presented_token({}, {COOKIE: "c"}, {}) == "c"
+    assert presented_token({"Authorization": "Basic abc"}, {}, {}) is None
+    assert allowed(None, None)
+    assert allowed("secret", "secret")
+    assert not allowed("secret", None)
+    assert not allowed("secret", "Secret")
