@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream_app.core.lifecycle import LifecycleRules
@@ -22,7 +23,7 @@ from stream_app.core.windows import TODAY, Timeline, WindowSpec
 
 PREFIX = "STREAM_APP_"
 #: Variables whose values are never echoed, not even in a configuration error.
-SECRETS = frozenset({"API_TOKEN"})
+SECRETS = frozenset({"API_TOKEN", "SASL_PASSWORD"})
 DEFAULT_CHANNELS = ("phone", "email", "chat", "sms", "social", "video", "portal", "app", "in_person")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 T = TypeVar("T")
@@ -59,6 +60,14 @@ class Settings:
     broker_kind: str = "kafka"
     #: Bearer token for /api and /wallboard; None leaves them open. Never printed.
     api_token: str | None = field(default=None, repr=False)
+    #: Kafka connection security (TLS and/or SASL); the password is never printed.
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     alert_rules: tuple[Rule, ...] = ()
 
     def timeline(self) -> Timeline:
@@ -83,6 +92,43 @@ class Settings:
     def bootstrap(self) -> str:
         """host:port list for plain Kafka clients."""
         return ",".join(url.split("://", 1)[-1] for url in self.broker)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if "SSL" not in self.security_protocol:
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options for every aiokafka client we create ourselves."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        context = self.ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
+        if "SASL" in self.security_protocol:
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return options
+
+    def faust_credentials(self) -> Any:
+        """The same settings as Faust's `broker_credentials` (None for PLAINTEXT)."""
+        import faust
+
+        if "SASL" in self.security_protocol:
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password,
+                mechanism=self.sasl_mechanism,
+                ssl_context=self.ssl_context(),
+            )
+        if self.security_protocol == "SSL":
+            return faust.SSLCredentials(self.ssl_context())
+        return None
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -191,6 +237,25 @@ def _broker_kind(raw: str) -> str:
     return raw
 
 
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.upper() not in allowed:
+            raise ValueError("not one of them")
+        return raw.upper()
+
+    return parse
+
+
+def _readable_file(raw: str) -> str:
+    if not os.access(raw, os.R_OK) or not os.path.isfile(raw):
+        raise ValueError("no such readable file")
+    return raw
+
+
 def _token(raw: str) -> str:
     if len(raw) < 16 or any(c.isspace() for c in raw):
         raise ValueError("weak or malformed token")
@@ -241,6 +306,13 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "replication_factor": ("REPLICATION_FACTOR", _int_range(1, 16), "an integer 1-16"),
         "broker_kind": ("BROKER_KIND", _broker_kind, "kafka or tansu"),
         "api_token": ("API_TOKEN", _token, "at least 16 characters without spaces"),
+        "security_protocol": ("SECURITY_PROTOCOL", _choice(PROTOCOLS), "one of " + ", ".join(PROTOCOLS)),
+        "sasl_mechanism": ("SASL_MECHANISM", _choice(MECHANISMS), "one of " + ", ".join(MECHANISMS)),
+        "sasl_username": ("SASL_USERNAME", str, "a user name"),
+        "sasl_password": ("SASL_PASSWORD", str, "a password"),
+        "ssl_cafile": ("SSL_CAFILE", _readable_file, "a readable PEM file"),
+        "ssl_certfile": ("SSL_CERTFILE", _readable_file, "a readable PEM file"),
+        "ssl_keyfile": ("SSL_KEYFILE", _readable_file, "a readable PEM file"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)
@@ -250,6 +322,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.grace_ms < 0 or settings.future_ms < 0:
         raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
+    _check_security(settings)
     try:
         rules = load_rules(
             Path(settings.rules) if settings.rules else None,
@@ -261,3 +334,19 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         where = settings.rules or "the default rules"
         raise ConfigError(f"{PREFIX}RULES={where}: {exc}") from None
     return replace(settings, alert_rules=rules)
+
+
+def _check_security(settings: Settings) -> None:
+    """SASL needs a mechanism, a user and a password; each missing one is named."""
+    if "SASL" not in settings.security_protocol:
+        return
+    needed = {
+        "SASL_MECHANISM": settings.sasl_mechanism,
+        "SASL_USERNAME": settings.sasl_username,
+        "SASL_PASSWORD": settings.sasl_password,
+    }
+    for name, value in needed.items():
+        if not value:
+            raise ConfigError(
+                f"{PREFIX}{name} is required with {PREFIX}SECURITY_PROTOCOL={settings.security_protocol}"
+            )

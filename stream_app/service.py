@@ -199,6 +199,7 @@ class CxService:
         app = faust.App(
             s.app_id,
             broker=s.broker_urls,
+            broker_credentials=s.faust_credentials(),
             store=s.store,
             datadir=s.data_dir,
             web_port=s.web_port,
@@ -638,7 +639,10 @@ class CxService:
         """Global view for the API and wallboard: every worker reads all of `cx.metrics`
         and `cx.alerts` (no group), so any worker can show every channel."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=self.settings.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            **self.settings.kafka_client_options(),
         )
         await consumer.start()
         try:

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, TopicAlreadyExistsError
 
 from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
@@ -22,18 +23,43 @@ OUTPUTS: dict[str, dict[str, str]] = {
 }
 
 
+async def _refused_credentials(settings: Settings) -> str | None:
+    """Why the broker refused our SASL login, if it did (aiokafka only logs it)."""
+    if "SASL" not in settings.security_protocol:
+        return None
+    host, _, port = settings.bootstrap.split(",")[0].rpartition(":")
+    try:
+        conn = await create_conn(host, int(port), **settings.kafka_client_options())
+    except SaslAuthenticationFailed as exc:
+        return str(exc).split(": ", 1)[-1]
+    except Exception:  # unreachable, TLS trouble...: the caller's retry reports it
+        return None
+    conn.close()
+    return None
+
+
 async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
     """Create missing topics with STREAM_APP_PARTITIONS partitions (retrying while the broker boots).
 
     Per-ticket/chat state lives in tables partitioned like their input topic, so
     an input topic with another partition count is a configuration error.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-setup")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        client_id=f"{settings.app_id}-setup",
+        **settings.kafka_client_options(),
+    )
     for attempt in range(attempts):
         try:
             await admin.start()
             break
         except KafkaConnectionError:
+            refused = await _refused_credentials(settings)
+            if refused:
+                raise ConfigError(
+                    f"STREAM_APP_SASL_USERNAME/STREAM_APP_SASL_PASSWORD: the broker refused them"
+                    f" ({settings.sasl_mechanism} as {settings.sasl_username!r}): {refused}"
+                ) from None
             if attempt == attempts - 1:
                 raise ConfigError(
                     f"STREAM_APP_BROKER={','.join(settings.broker)}: no Kafka broker answers there"

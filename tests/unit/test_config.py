@@ -88,3 +88,27 @@ def test_token_sources_and_comparison() -> None:
     assert allowed("secret", "secret")
     assert not allowed("secret", None)
     assert not allowed("secret", "Secret")
+
+
+def test_sasl_settings_name_what_is_missing_and_hide_the_password() -> None:
+    import pytest
+
+    from stream_app.config import ConfigError, load
+
+    base = {"STREAM_APP_SECURITY_PROTOCOL": "sasl_plaintext", "STREAM_APP_SASL_MECHANISM": "scram-sha-512"}
+    with pytest.raises(ConfigError, match="^STREAM_APP_SASL_USERNAME is required"):
+        load(base)
+    settings = load({**base, "STREAM_APP_SASL_USERNAME": "cx", "STREAM_APP_SASL_PASSWORD": "pw-123"})
+    assert settings.kafka_client_options()["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert "pw-123" not in repr(settings)
+    with pytest.raises(ConfigError, match="^STREAM_APP_SASL_MECHANISM="):
+        load({**base, "STREAM_APP_SASL_MECHANISM": "MD5"})
+    plain = load(
+        {
+            **base,
+            "STREAM_APP_SASL_MECHANISM": "plain",
+            "STREAM_APP_SASL_USERNAME": "u",
+            "STREAM_APP_SASL_PASSWORD": "p",
+        }
+    )
+    assert plain.faust_credentials().mechanism.value == "PLAIN"
