@@ -96,12 +96,12 @@ def test_sasl_settings_name_what_is_missing_and_hide_the_password() -> None:
     from stream_app.config import ConfigError, load
 
     base = {"STREAM_APP_SECURITY_PROTOCOL": "sasl_plaintext", "STREAM_APP_SASL_MECHANISM": "scram-sha-512"}
-    with pytest.raises(ConfigError, match="^STREAM_APP_SASL_USERNAME is required"):
+    with pytest.raises(ConfigError, match=r"^STREAM_APP_SASL_USERNAME is required"):
         load(base)
     settings = load({**base, "STREAM_APP_SASL_USERNAME": "cx", "STREAM_APP_SASL_PASSWORD": "pw-123"})
     assert settings.kafka_client_options()["sasl_mechanism"] == "SCRAM-SHA-512"
     assert "pw-123" not in repr(settings)
-    with pytest.raises(ConfigError, match="^STREAM_APP_SASL_MECHANISM="):
+    with pytest.raises(ConfigError, match=r"^STREAM_APP_SASL_MECHANISM="):
         load({**base, "STREAM_APP_SASL_MECHANISM": "MD5"})
     plain = load(
         {
