@@ -90,6 +90,29 @@ class ScoreCollector(Collector):
         yield open_tickets
 
 
+LagSource = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+class LagCollector(Collector):
+    """Consumer lag of the input partitions this worker is assigned, read at scrape time."""
+
+    def __init__(self, source: LagSource) -> None:
+        self.source = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "cx_consumer_lag",
+            "Input records not yet processed (assigned partitions)",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, behind in self.source():
+            lag.add_metric([topic, str(partition)], float(behind))
+        yield lag
+
+
 class Instruments:
     """Counters and gauges that live in process memory (reset on restart, as Prometheus expects)."""
 
@@ -99,6 +122,8 @@ class Instruments:
         topics: Iterable[str] = (),
         reasons: Iterable[str] = (),
         rules: Iterable[tuple[str, str]] = (),
+        lag: LagSource | None = None,
+        data_age: Callable[[], float] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.events = Counter(
@@ -120,6 +145,15 @@ class Instruments:
             "cx_partials", "Per-channel partial aggregates flushed to the merge stage", registry=self.registry
         )
         self.registry.register(ScoreCollector(source))
+        if lag is not None:
+            self.registry.register(LagCollector(lag))
+        if data_age is not None:
+            age = Gauge(
+                "cx_data_age_seconds",
+                "Seconds since data last reached this worker; grows while the broker or pipeline is down",
+                registry=self.registry,
+            )
+            age.set_function(data_age)
         # Every bounded label set starts at 0, so rate()/increase() see the first event
         # and dashboards show "none yet" instead of "no data".
         reasons = tuple(reasons)

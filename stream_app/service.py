@@ -170,6 +170,7 @@ class CxService:
         #: last partial merged per owned channel: how the wallboard tells live from stale.
         self.last_output_ms = 0
         self.last_merged: dict[str, int] = {}
+        self.started_ms = now_ms()
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.last_sweep: dict[tuple[str, int], int] = {}
         #: (kind, input partition) → state key → when it may expire.
@@ -188,6 +189,8 @@ class CxService:
             topics=INPUTS,
             reasons=REASONS,
             rules=[(rule.name, rule.severity) for rule in settings.alert_rules],
+            lag=self.input_lag,
+            data_age=lambda: (now_ms() - self.data_at()) / 1000,
         )
         self.app = self._build_app()
 
@@ -590,8 +593,31 @@ class CxService:
             view[(channel, snap["window"])] = (snap, self.last_merged.get(channel, 0))
         return view
 
+    def data_at(self) -> int:
+        """Wall-clock ms data last reached this worker (merged partials, cx.metrics, cx.alerts)."""
+        return max([self.last_output_ms, *self.last_merged.values()]) or self.started_ms
+
+    def input_lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, records behind) for the input partitions assigned here."""
+        try:
+            consumer = self.app.consumer
+            assigned = [tp for tp in consumer.assignment() if tp.topic in INPUTS]
+        except Exception:  # not started yet, or between assignments
+            return []
+        found = []
+        for tp in sorted(assigned):
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = self.handled.get((tp.topic, tp.partition))
+            if done is None:
+                committed = getattr(consumer, "_committed_offset", {}).get(tp)
+                done = -1 if committed is None else committed - 1
+            found.append((tp.topic, tp.partition, max(0, highwater - done - 1)))
+        return found
+
     def board(self, window: str, channels: list[str]) -> dict[str, Any]:
-        data_at = max([self.last_output_ms, *self.last_merged.values()])
+        data_at = self.data_at()
         return board(
             self.all_snapshots().values(),
             self.global_alerts.firing(),

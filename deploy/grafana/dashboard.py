@@ -128,6 +128,20 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 None,
             ),
             (
+                "Consumer lag (input records not yet processed)",
+                "short",
+                [("sum by (topic) (cx_consumer_lag)", "{{topic}}")],
+                0,
+                None,
+            ),
+            (
+                "Data age (seconds since data last arrived)",
+                "s",
+                [("max by (instance) (cx_data_age_seconds)", "{{instance}}")],
+                0,
+                None,
+            ),
+            (
                 "Dead letters by reason",
                 "ops",
                 [

@@ -134,3 +134,31 @@ def test_end_to_end_latency_to_metrics(
     record_property("e2e_latency_seconds", timings)
     with capsys.disabled():
         print(f"\n  end-to-end produce → /metrics: {', '.join(f'{x * 1000:.0f} ms' for x in timings)}")
+
+
+def test_consumer_lag_and_data_age_are_exported(worker: WorkerProcess, bootstrap: str) -> None:
+    """Operators see how far behind the worker is and how fresh its data is; lag drains."""
+    ch = channel("latency")
+    burst = [("cx.surveys", survey("nps", 9, now_ms(), ch)) for _ in range(10_000)]
+    asyncio.run(produce(bootstrap, records(burst)))
+
+    def lag_series() -> dict[str, float]:
+        return {k: v for k, v in worker.metrics().items() if k.startswith("cx_consumer_lag{")}
+
+    # A burst of 10,000 events takes the worker seconds: the lag shows it, then drains.
+    worker.wait_until(lambda: sum(lag_series().values()) > 0, 30, "the burst to show as consumer lag")
+
+    drained = worker.wait_until(
+        lambda: (found := lag_series()) and all(v == 0 for v in found.values()) and found,
+        60,
+        "the consumer lag to drain to 0",
+    )
+    assert {
+        t for t in ("cx.tickets", "cx.chats", "cx.surveys") if any(f'topic="{t}"' in k for k in drained)
+    } == {
+        "cx.tickets",
+        "cx.chats",
+        "cx.surveys",
+    }
+    age = metric_value(worker.metrics(), "cx_data_age_seconds")
+    assert age is not None and 0 <= age < 5
