@@ -27,10 +27,15 @@ def test_restart_recovers_scores_and_ticket_state(start_worker: Any, bootstrap: 
         ("cx.surveys", b"r", encode(survey("csat", 1, now, ch, response_id=f"{tid}-r2"))),
     ]
     asyncio.run(produce(bootstrap, first))
+    # A new app id reads the inputs from the start, other tests' events included, and
+    # each input topic at its own pace: wait for the ticket as well as the surveys.
     worker.wait_until(
-        lambda: metric_value(worker.metrics(), "cx_csat_responses", channel=ch, window="15m") == 2,
-        60,
-        "2 surveys",
+        lambda: (
+            metric_value(worker.metrics(), "cx_csat_responses", channel=ch, window="15m") == 2
+            and metric_value(worker.metrics(), "cx_open_tickets", channel=ch) == 1
+        ),
+        120,
+        "2 surveys and the open ticket",
     )
     worker.stop()
 
