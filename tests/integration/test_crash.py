@@ -17,7 +17,7 @@ import pytest
 from tests.factories import encode, event, survey
 from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, produce, run_sync
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 SURVEYS = 3000
 TICKETS = 1500
 
