@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from stream_app.config import DEFAULT_CHANNELS
 from stream_app.core.timeutil import HOUR_MS, MINUTE_MS
 from stream_app.generator import PROFILES, ChannelProfile, Generator
+from stream_app.metrics import parse_samples
 
 INPUT_TOPICS = ("cx.tickets", "cx.chats", "cx.surveys")
 PROBE_CHANNEL = "bench_probe"
@@ -240,13 +241,7 @@ def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
 
 def scrape(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+        return parse_samples(response.read().decode())
 
 
 def total(samples: dict[str, float], prefix: str, *must: str) -> float:

@@ -90,6 +90,19 @@ class ScoreCollector(Collector):
         yield open_tickets
 
 
+def parse_samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition → {'name{labels}': value}, labels as exposed.
+
+    For readers of our own `/metrics` (the bench, the tests), not a general parser.
+    """
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
 
 

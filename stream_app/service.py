@@ -163,7 +163,8 @@ class CxService:
             Schemas(), frozenset(settings.channels), self.timeline, settings.lifecycle_rules()
         )
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
-        self.global_view: dict[tuple[str, str], dict[str, Any]] = {}
+        #: (channel, window) → (snapshot from cx.metrics, its `as_of` in ms, parsed once).
+        self.global_view: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.global_records = 0
         self.global_alerts = Alerts()
         #: Wall-clock ms of the last record from cx.metrics / cx.alerts, and of the
@@ -587,7 +588,7 @@ class CxService:
 
         Other workers' channels come from cx.metrics; this worker's own are live.
         """
-        view = {key: (snap, snapshot_time_ms(snap)) for key, snap in self.global_view.items()}
+        view = dict(self.global_view)
         for snap in self.owned_snapshots():
             channel = snap["channel"]
             view[(channel, snap["window"])] = (snap, self.last_merged.get(channel, 0))
@@ -691,9 +692,9 @@ class CxService:
                     continue
                 if record.topic == ALERTS_TOPIC:
                     self.global_alerts.record(value)
-                elif record.key is not None and isinstance(value.get("as_of"), str):
+                elif record.key is not None and (as_of_ms := snapshot_time_ms(value)) is not None:
                     channel, _, window = record.key.decode(errors="replace").partition("/")
-                    self.global_view[(channel, window)] = value
+                    self.global_view[(channel, window)] = (value, as_of_ms)
                     self.global_records += 1
         finally:
             await consumer.stop()

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
+from stream_app.core.scoreboard import ALL
 from stream_app.core.timeutil import format_ms, parse_rfc3339_ms
 
 #: A snapshot row older than this is stale (own rows move every second, others
@@ -75,7 +76,7 @@ def board(
         for snap, updated in rows
         if snap["window"] == window and (wanted is None or snap["channel"] in wanted)
     ]
-    scores.sort(key=lambda s: (s["channel"] != "all", s["channel"]))
+    scores.sort(key=lambda s: (s["channel"] != ALL, s["channel"]))
     alerts = [a for a in firing if wanted is None or a.get("channel") in wanted]
     stale = now_ms - data_at_ms > BOARD_STALE_AFTER_MS
     return {
@@ -91,8 +92,15 @@ def board(
     }
 
 
-def snapshot_time_ms(snapshot: dict[str, Any]) -> int:
-    return parse_rfc3339_ms(snapshot["as_of"])
+def snapshot_time_ms(snapshot: dict[str, Any]) -> int | None:
+    """A snapshot's `as_of` in epoch ms, or None when it has no valid one."""
+    as_of = snapshot.get("as_of")
+    if not isinstance(as_of, str):
+        return None
+    try:
+        return parse_rfc3339_ms(as_of)
+    except ValueError:
+        return None
 
 
 def sse_event(name: str, data: bytes) -> bytes:

@@ -89,13 +89,13 @@ class Scoreboard:
         #: Bumped by every change, so snapshots (sketch quantiles for ~40 objects) are
         #: rebuilt only when something moved, not on every scrape or push.
         self.version = 0
-        self._channel_count = 0
         self._snapshots: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
         if found is None:
             found = self.channels[channel] = ChannelWindows(self.timeline, self.now_ms)
+            self.version += 1  # a new owned channel: its rows join the snapshots
         return found
 
     def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
@@ -104,9 +104,8 @@ class Scoreboard:
         changed = [b for b, agg in partial.buckets.items() if windows.apply(b, agg)]
         if partial.open_delta:
             self.open_tickets[channel] = self.open_tickets.get(channel, 0) + partial.open_delta
-        if changed or partial.open_delta or len(self.channels) != self._channel_count:
+        if changed or partial.open_delta:
             self.version += 1
-            self._channel_count = len(self.channels)
         return changed
 
     def advance(self, now_ms: int) -> None:

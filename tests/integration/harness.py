@@ -20,6 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream_app.config import DEFAULT_CHANNELS
+from stream_app.metrics import parse_samples
 from stream_app.topics import partitions_of
 
 RUN = uuid.uuid4().hex[:6]
@@ -119,12 +120,7 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """Prometheus text → {'name{labels}': value}, labels sorted as exposed."""
-        samples = {}
-        for line in self.get("/metrics").decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
+        return parse_samples(self.get("/metrics").decode())
 
     def scores(self, **query: str) -> list[dict[str, Any]]:
         qs = "&".join(f"{k}={v}" for k, v in query.items())
