@@ -20,6 +20,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -278,10 +280,13 @@ class Worker:
             "STREAM_APP_LOG_LEVEL": "warning",
         }
         self.log = workdir / "worker.log"
+        command = [sys.executable, "-m", "stream_app", "worker"]
+        self.profiling = bool(profile := os.environ.get("CX_BENCH_PYSPY"))
+        if profile:  # collapsed stacks, for docs/performance.md
+            spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+            command = [spy, "record", "--format", "raw", "--rate", "200", "-o", profile, "--", *command]
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream_app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def alive(self) -> None:
         if self.process.poll() is not None:
@@ -289,7 +294,8 @@ class Worker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            # py-spy writes its profile on SIGINT (and stops the worker with it).
+            self.process.send_signal(signal.SIGINT if self.profiling else signal.SIGTERM)
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:

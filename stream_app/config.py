@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,21 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     alert_rules: tuple[Rule, ...] = ()
+    #: exactly_once (Kafka transactions) or at_least_once; None: the broker's best.
+    processing_guarantee: str | None = None
+    #: Names this worker's transactional producer: a restarted worker with the same
+    #: id fences and aborts what its predecessor left open. None: host name + web port.
+    instance_id: str | None = None
+
+    @property
+    def guarantee(self) -> str:
+        if self.processing_guarantee is not None:
+            return self.processing_guarantee
+        return "at_least_once" if self.broker_kind == "tansu" else "exactly_once"
+
+    @property
+    def instance(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}-{self.web_port}"
 
     def timeline(self) -> Timeline:
         """Buckets and windows: the reported ones plus any the alert rules use."""
@@ -237,6 +253,7 @@ def _broker_kind(raw: str) -> str:
     return raw
 
 
+GUARANTEES = ("exactly_once", "at_least_once")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -248,6 +265,12 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
         return raw.upper()
 
     return parse
+
+
+def _token_free_text(raw: str) -> str:
+    if not raw or any(c.isspace() for c in raw):
+        raise ValueError("blank or has spaces")
+    return raw
 
 
 def _readable_file(raw: str) -> str:
@@ -313,6 +336,12 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "ssl_cafile": ("SSL_CAFILE", _readable_file, "a readable PEM file"),
         "ssl_certfile": ("SSL_CERTFILE", _readable_file, "a readable PEM file"),
         "ssl_keyfile": ("SSL_KEYFILE", _readable_file, "a readable PEM file"),
+        "processing_guarantee": (
+            "PROCESSING_GUARANTEE",
+            _choice(GUARANTEES),
+            "exactly_once or at_least_once",
+        ),
+        "instance_id": ("INSTANCE_ID", _token_free_text, "a name without spaces"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)
@@ -323,6 +352,11 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     if settings.grace_ms < 0 or settings.future_ms < 0:
         raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
     _check_security(settings)
+    if settings.guarantee == "exactly_once" and settings.broker_kind == "tansu":
+        raise ConfigError(
+            f"{PREFIX}PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which the tansu broker"
+            " lacks; use at_least_once"
+        )
     try:
         rules = load_rules(
             Path(settings.rules) if settings.rules else None,

@@ -8,12 +8,14 @@ Data flow (see README "Design"):
        │          state machines) → partials ──────┘  channel) → windows       ┘
        └→ cx.deadletter (reason headers)
 
-Stage 1 keeps per-ticket/chat/survey state in tables co-partitioned with its
-input topic; it sums fact deltas in memory and flushes one partial per channel
-every flush interval to the internal `<app_id>-partials` topic, keyed by
-channel. Stage 2 owns each channel on exactly one worker and keeps its event-
-time buckets in the `scores` table, so a restarted or rebalanced worker
-rebuilds its windows from the changelog.
+Stage 1 (`intake_stage.py`, plain aiokafka: Faust's consumer is too slow for
+it) keeps per-ticket/chat/survey state co-partitioned with its input topic and
+sends one partial per channel per batch to the internal `<app_id>-partials`
+topic, keyed by channel, in the same Kafka transaction as its state changelog
+and input offsets. Stage 2 (the Faust agent here) owns each channel on exactly
+one worker and keeps its event-time buckets in the `scores` table, each record
+with the partials offset it reflects, so a restarted or rebalanced worker
+rebuilds its windows from the changelog and applies no partial twice.
 """
 
 from __future__ import annotations
@@ -21,26 +23,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
-from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import faust
 import orjson
 from aiohttp import web as aiohttp_web
 from aiokafka import AIOKafkaConsumer
-from faust.streams import _current_event
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app import http_auth
 from stream_app.config import Settings
-from stream_app.core import alerts, lifecycle
+from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
-from stream_app.core.intake import INPUTS, REASONS, Accepted, Intake, Rejected, Schemas
-from stream_app.core.lifecycle import State
-from stream_app.core.scoreboard import ALL, ChannelPartial, Partials, Scoreboard
+from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
+from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
+from stream_app.intake_stage import IntakeStage, partials_topic
 from stream_app.metrics import Instruments
 from stream_app.topics import partitions_of
 from stream_app.wallboard import (
@@ -58,99 +58,41 @@ log = logging.getLogger("stream_app")
 
 METRICS_TOPIC = "cx.metrics"
 ALERTS_TOPIC = "cx.alerts"
-DEADLETTER_TOPIC = "cx.deadletter"
 #: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
 HEARTBEAT_MS = 5_000
 EXPIRY_SWEEP_MS = 60_000
-#: Most input events folded per batch (per input topic); a batch also ends after the
-#: flush interval, which bounds the latency it adds.
-INTAKE_BATCH = 2000
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class BatchState:
-    """A state table during one intake batch: a record cache in front of it.
+class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
+        return consumer
 
-    Reads see the batch's own writes (from any partition: a survey replayed under
-    another key still finds its response); `write_back` stores each changed key
-    once, so an entity touched by several events of a batch costs one changelog
-    record, as in Kafka Streams' record cache. Each key is written through the
-    Faust table with an event of the partition that wrote it as the current event,
-    so its changelog record and RocksDB column land on that partition.
+
+class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _ReadCommittedTransport(faust_aiokafka.Transport):
+    Consumer = _ReadCommittedConsumer
+
+
+class ReadCommittedApp(faust.App):
+    """A Faust app whose consumer reads only committed records.
+
+    Faust chooses read_committed only in its own exactly_once mode, which makes
+    every Faust producer transactional (and has open duplicate bugs upstream). We
+    need it only to skip aborted intake transactions on the partials topic.
     """
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self.dirty: dict[str, tuple[int, State | None]] = {}  # key → (partition, value or deleted)
-        self.events: dict[int, Any] = {}  # partition → an event of it in this batch
-        self.views: dict[int, BatchStore] = {}
-
-    def view(self, partition: int, event: Any) -> BatchStore:
-        found = self.views.get(partition)
-        if found is None:
-            self.events[partition] = event
-            found = self.views[partition] = BatchStore(self, partition)
-        return found
-
-    def get(self, key: str) -> State | None:
-        if key in self.dirty:
-            return self.dirty[key][1]
-        value: State | None = self.table.get(key)
-        return value
-
-    def write_back(self) -> None:
-        by_partition: dict[int, list[tuple[str, State | None]]] = {}
-        for key, (partition, value) in self.dirty.items():
-            by_partition.setdefault(partition, []).append((key, value))
-        for partition, changes in by_partition.items():
-            token = _current_event.set(weakref.ref(self.events[partition]))
-            try:
-                for key, value in changes:
-                    if value is None:
-                        self.table.pop(key, None)
-                    else:
-                        self.table[key] = value
-            finally:
-                _current_event.reset(token)
-        self.dirty.clear()
-
-
-class BatchStore(MutableMapping[str, State]):
-    """One input partition's view of a `BatchState`. Values carry their partition
-    (`p`) so the expiry sweep only sees this partition's keys."""
-
-    def __init__(self, batch: BatchState, partition: int) -> None:
-        self.batch = batch
-        self.partition = partition
-
-    def __getitem__(self, key: str) -> State:
-        found = self.batch.get(key)
-        if found is None:
-            raise KeyError(key)
-        return found
-
-    def __setitem__(self, key: str, value: State) -> None:
-        value["p"] = self.partition
-        self.batch.dirty[key] = (self.partition, value)
-
-    def __delitem__(self, key: str) -> None:
-        self[key]  # KeyError when absent, as a mapping must
-        self.batch.dirty[key] = (self.partition, None)
-
-    def __iter__(self) -> Iterator[str]:
-        dirty = self.batch.dirty
-        stored = (k for k, v in list(self.batch.table.items()) if v.get("p") == self.partition)
-        yield from (k for k in stored if k not in dirty)
-        yield from (k for k, (p, v) in list(dirty.items()) if p == self.partition and v is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.batch.get(key) is not None
+    def _new_transport(self) -> Any:
+        return _ReadCommittedTransport(self.conf.broker_consumer, self)
 
 
 class CxService:
@@ -173,10 +115,7 @@ class CxService:
         self.last_merged: dict[str, int] = {}
         self.started_ms = now_ms()
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-        self.last_sweep: dict[tuple[str, int], int] = {}
-        #: (kind, input partition) → state key → when it may expire.
-        self.expiry_index: dict[tuple[str, int], dict[str, int]] = {}
-        #: Highest offset this process handled per input partition. Faust may hand
+        #: Highest partials offset this process handled per partition. Faust may hand
         #: a record over twice right after a table restore; the second time is skipped.
         self.handled: dict[tuple[str, int], int] = {}
         #: Offset of the partial that last changed each scores-table key: replaying a
@@ -190,9 +129,10 @@ class CxService:
             topics=INPUTS,
             reasons=REASONS,
             rules=[(rule.name, rule.severity) for rule in settings.alert_rules],
-            lag=self.input_lag,
+            lag=lambda: self.stage.lag(),
             data_age=lambda: (now_ms() - self.data_at()) / 1000,
         )
+        self.stage = IntakeStage(settings, self.intake, self.instruments, self._partials_sent)
         self.app = self._build_app()
 
     # --- wiring ----------------------------------------------------------------
@@ -200,7 +140,7 @@ class CxService:
     def _build_app(self) -> faust.App:
         s = self.settings
         on_tansu = s.broker_kind == "tansu"
-        app = faust.App(
+        app = ReadCommittedApp(
             s.app_id,
             broker=s.broker_urls,
             broker_credentials=s.faust_credentials(),
@@ -218,8 +158,6 @@ class CxService:
             broker_commit_interval=1.0,
             producer_linger=0.005,
             table_standby_replicas=0,
-            # Room for several intake batches per input partition before Faust pauses it.
-            stream_buffer_maxsize=4 * INTAKE_BATCH,
             key_serializer="raw",
             value_serializer="raw",
             # tansu holds a JoinGroup for about half the session timeout and ignores
@@ -230,6 +168,8 @@ class CxService:
             # tansu reports a batch's base offset + 1 as the end offset, which makes
             # Faust restore only part of a changelog; one record per batch avoids it.
             producer_max_batch_size=1 if on_tansu else 16384,
+            # Faust's own consumer (partials and table changelogs) must not see the
+            # records of aborted intake transactions: see ReadCommittedApp.
         )
         parts = s.partitions
 
@@ -240,12 +180,9 @@ class CxService:
             schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
             return app.Table(name, default=None, partitions=parts, schema=schema)
 
-        self.inputs = {name: raw_topic(name) for name in INPUTS}
-        self.partials_topic = raw_topic(f"{s.app_id}-partials", internal=True)
+        self.partials_topic = raw_topic(partials_topic(s.app_id), internal=True)
         self.metrics_topic = raw_topic(METRICS_TOPIC, config={"cleanup.policy": "compact"})
-        self.deadletter_topic = raw_topic(DEADLETTER_TOPIC)
         self.alerts_topic = raw_topic(ALERTS_TOPIC)
-        self.tables = {kind: table(f"{kind}-state") for _, kind, _ in INPUTS.values()}
         self.scores = table("scores")
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
@@ -253,12 +190,11 @@ class CxService:
         self.scores.on_recover(self._rebuild_scoreboard)
         app.on_partitions_revoked.connect(self._on_revoked)
 
-        for name, topic in self.inputs.items():
-            app.agent(topic, name=f"intake-{name.split('.')[1]}")(self._intake_agent(name))
         app.agent(self.partials_topic, name="merge")(self._merge_agent)
         app.timer(s.flush_interval_ms / 1000)(self._send_heartbeats)
         app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
         app.task(self._follow_outputs)
+        app.task(self._run_intake)
         self._routes(app)
         return app
 
@@ -359,115 +295,18 @@ class CxService:
 
         del MetricsView, ScoresView, StreamView, WallboardView, WallboardAsset, HealthView
 
-    # --- stage 1: intake --------------------------------------------------------
+    # --- stage 1: intake (stream_app/intake_stage.py) ------------------------------
 
-    def _intake_agent(self, topic: str) -> Any:
-        kind = INPUTS[topic][1]
+    async def _run_intake(self) -> None:
+        self.stage.stopping = False
+        try:
+            await self.stage.run()
+        finally:
+            self.stage.stopping = True
 
-        async def agent(stream: Any) -> None:
-            table = self.tables[kind]
-            within = self.settings.flush_interval_ms / 1000
-            async for events in stream.take_events(INTAKE_BATCH, within=within):
-                await self._intake_batch(topic, kind, table, events)
-
-        agent.__name__ = f"intake_{kind}"
-        return agent
-
-    async def _intake_batch(self, topic: str, kind: str, table: Any, events: list[Any]) -> None:
-        """Fold a batch of input events; Faust acks them when this returns.
-
-        Order matters for at-least-once: the batch's partials are *delivered* before
-        its state is written. Once the state says "seen", a replayed event is a
-        duplicate, so its contribution must already be on the partials topic; a crash
-        in between replays the batch (it may count twice, never lose). Faust flushes
-        the producer before it commits the input offsets.
-        """
-        now = now_ms()
-        state = BatchState(table)
-        partials = Partials(self.timeline)
-        process, add = self.intake.process, partials.add
-        accepted = duplicates = 0
-        for event in events:
-            message = event.message
-            partition = message.partition
-            if self._already_handled(topic, partition, message.offset):
-                continue
-            outcome = process(topic, event.value, now, state.view(partition, event))
-            if type(outcome) is Accepted:
-                add(outcome.delta)
-                accepted += 1
-            elif type(outcome) is Rejected:
-                await self._dead_letter(topic, message, outcome)
-            else:
-                duplicates += 1
-        for store in list(state.views.values()):
-            self._maybe_expire(kind, store, now, partials)
-        self._index_expiry(kind, state)
-        await self._send_partials(partials.drain(), now)
-        state.write_back()
-        if accepted:
-            self.instruments.events.labels(topic, "accepted").inc(accepted)
-        if duplicates:
-            self.instruments.events.labels(topic, "duplicate").inc(duplicates)
-
-    async def _dead_letter(self, topic: str, message: Any, rejected: Rejected) -> None:
-        headers = [
-            ("x-error-reason", rejected.reason.encode()),
-            ("x-error-detail", rejected.detail.encode("utf-8", "replace")),
-            ("x-source-topic", topic.encode()),
-            ("x-source-partition", str(message.partition).encode()),
-            ("x-source-offset", str(message.offset).encode()),
-        ]
-        await self.deadletter_topic.send(key=message.key, value=message.value, headers=headers)
-        self.instruments.events.labels(topic, "dead_letter").inc()
-        self.instruments.dead_letters.labels(topic, rejected.reason).inc()
-        log.debug("dead-letter %s %s: %s", topic, rejected.reason, rejected.detail)
-
-    def _expires_at(self, kind: str, state: State) -> int | None:
-        retention, ttl = self.timeline.retention_ms, self.settings.open_state_ttl_ms
-        return lifecycle.expires_at(kind, state, retention, ttl)
-
-    def _maybe_expire(self, kind: str, store: BatchStore, now: int, partials: Partials) -> None:
-        """Drop expired ticket/chat/survey state of one input partition, once a minute.
-
-        An in-memory index (key → when it may go) is kept current by every batch, so
-        a sweep touches only the due keys; it is built by one full scan of the
-        partition the first time this process sweeps it (after start or a rebalance).
-        """
-        key = (kind, store.partition)
-        if now - self.last_sweep.get(key, 0) < EXPIRY_SWEEP_MS:
-            return
-        self.last_sweep[key] = now
-        index = self.expiry_index.get(key)
-        if index is None:
-            index = self.expiry_index[key] = {}
-            for state_key, state in store.items():
-                deadline = self._expires_at(kind, state)
-                if deadline is not None:
-                    index[state_key] = deadline
-        due = [state_key for state_key, deadline in index.items() if deadline < now]
-        if not due:
-            return
-        gone, retract = self.intake.expire_keys(kind, store, due, now, self.settings.open_state_ttl_ms)
-        partials.add(retract)
-        for state_key in due:
-            del index[state_key]
-        for state_key in set(due) - set(gone):  # touched since it was indexed
-            current = store.get(state_key)
-            deadline = None if current is None else self._expires_at(kind, current)
-            if deadline is not None:
-                index[state_key] = deadline
-
-    def _index_expiry(self, kind: str, state: BatchState) -> None:
-        for key, (partition, value) in state.dirty.items():
-            index = self.expiry_index.get((kind, partition))
-            if index is None:
-                continue  # built by this partition's first sweep
-            deadline = None if value is None else self._expires_at(kind, value)
-            if deadline is None:
-                index.pop(key, None)
-            else:
-                index[key] = deadline
+    def _partials_sent(self, ready: dict[str, ChannelPartial], now: int) -> None:
+        for channel in ready:
+            self.last_sent[channel] = now
 
     async def _send_partials(self, ready: dict[str, ChannelPartial], now: int) -> None:
         """Send partials and wait until the broker has them (see `_intake_batch`)."""
@@ -574,8 +413,6 @@ class CxService:
         self.applied = {}
         self.handled.clear()
         self.instruments.alert_firing.clear()
-        self.expiry_index.clear()  # rebuilt by each partition's next sweep
-        self.last_sweep.clear()
 
     # --- outputs ------------------------------------------------------------------
 
@@ -597,25 +434,6 @@ class CxService:
     def data_at(self) -> int:
         """Wall-clock ms data last reached this worker (merged partials, cx.metrics, cx.alerts)."""
         return max([self.last_output_ms, *self.last_merged.values()]) or self.started_ms
-
-    def input_lag(self) -> list[tuple[str, int, int]]:
-        """(topic, partition, records behind) for the input partitions assigned here."""
-        try:
-            consumer = self.app.consumer
-            assigned = [tp for tp in consumer.assignment() if tp.topic in INPUTS]
-        except Exception:  # not started yet, or between assignments
-            return []
-        found = []
-        for tp in sorted(assigned):
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            done = self.handled.get((tp.topic, tp.partition))
-            if done is None:
-                committed = getattr(consumer, "_committed_offset", {}).get(tp)
-                done = -1 if committed is None else committed - 1
-            found.append((tp.topic, tp.partition, max(0, highwater - done - 1)))
-        return found
 
     def board(self, window: str, channels: list[str]) -> dict[str, Any]:
         data_at = self.data_at()

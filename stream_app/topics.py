@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Topi
 
 from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
+from stream_app.intake_stage import changelog_topic
 
 log = logging.getLogger("stream_app.topics")
 OUTPUTS: dict[str, dict[str, str]] = {
@@ -67,6 +68,8 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
             await asyncio.sleep(1)
     try:
         wanted: dict[str, dict[str, str]] = {name: {} for name in INPUTS} | OUTPUTS
+        for _, kind, _ in INPUTS.values():  # intake state, co-partitioned with its input
+            wanted[changelog_topic(settings.app_id, kind)] = {"cleanup.policy": "compact"}
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=dict(configs))

@@ -1,0 +1,387 @@
+"""Stage 1 of the pipeline on plain aiokafka: input events in, partials out.
+
+Why not a Faust agent: Faust's consumer path tops out near 10,000 events/s on
+our machines even for agents that do nothing (docs/performance.md), well under
+what the pure core folds. Here a batch is fetched with `getmany`, folded by
+`Intake` into a `Batch` record cache, and then, in one Kafka transaction:
+
+    partials (one per channel) → <app_id>-partials
+    changed entity states      → <app_id>-intake-<kind>-changelog (compacted)
+    rejected records           → cx.deadletter
+    the batch's input offsets  → the intake consumer group
+
+so a crash anywhere leaves either all of a batch or none of it, and the
+restarted worker restores exactly the state that goes with its committed
+offsets (`exactly_once`, Apache Kafka). Without transactions (`at_least_once`,
+the embedded broker) the same records are delivered before the offsets are
+committed: nothing is lost, and a crash between the two can count a batch twice.
+
+State restore on assignment reads the changelog partition (read_committed) up
+to its end; a revoked partition's state is dropped at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from stream_app.config import Settings
+from stream_app.core import lifecycle
+from stream_app.core.intake import INPUTS, Accepted, Intake, Rejected
+from stream_app.core.scoreboard import ChannelPartial, Partials
+from stream_app.core.store import Batch, Change, StateStore
+from stream_app.metrics import Instruments
+
+log = logging.getLogger("stream_app.intake")
+
+#: Most input records folded per batch.
+INTAKE_BATCH = 2000
+EXPIRY_SWEEP_MS = 60_000
+DEADLETTER_TOPIC = "cx.deadletter"
+KINDS = tuple(kind for _, kind, _ in INPUTS.values())
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def changelog_topic(app_id: str, kind: str) -> str:
+    return f"{app_id}-intake-{kind}-changelog"
+
+
+def partials_topic(app_id: str) -> str:
+    return f"{app_id}-partials"
+
+
+def intake_group(app_id: str) -> str:
+    return f"{app_id}-intake"
+
+
+class IntakeStage:
+    """Runs stage 1 until the worker stops; rebuilds itself after a broker failure."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        instruments: Instruments,
+        on_sent: Callable[[dict[str, ChannelPartial], int], None],
+    ) -> None:
+        self.settings = settings
+        self.intake = intake
+        self.instruments = instruments
+        self.on_sent = on_sent
+        self.transactional = settings.guarantee == "exactly_once"
+        retention, ttl = intake.timeline.retention_ms, settings.open_state_ttl_ms
+        self.stores = {
+            kind: StateStore(partial(lifecycle.expires_at, kind, retention_ms=retention, open_ttl_ms=ttl))
+            for kind in KINDS
+        }
+        #: Last offset folded per input partition (for the lag metric).
+        self.handled: dict[tuple[str, int], int] = {}
+        self.last_sweep = 0
+        self.consumer: AIOKafkaConsumer | None = None
+        self.stopping = False
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self.stopping:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                log.warning("intake: %s: %s; reconnecting and restoring state", type(exc).__name__, exc)
+                await asyncio.sleep(1)
+
+    async def _run_once(self) -> None:
+        s = self.settings
+        on_tansu = s.broker_kind == "tansu"
+        common = {"bootstrap_servers": s.bootstrap, **s.kafka_client_options()}
+        consumer = AIOKafkaConsumer(
+            group_id=intake_group(s.app_id),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=INTAKE_BATCH,
+            # See service.py: tansu holds a JoinGroup for half the session timeout.
+            session_timeout_ms=2000 if on_tansu else 10_000,
+            heartbeat_interval_ms=500 if on_tansu else 3000,
+            **common,
+        )
+        restorer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common
+        )
+        producer = AIOKafkaProducer(
+            acks="all",
+            linger_ms=5,
+            enable_idempotence=not on_tansu,
+            transactional_id=f"{s.app_id}-intake-{s.instance}" if self.transactional else None,
+            # A worker that dies mid-transaction blocks read_committed readers of
+            # its partitions until the broker aborts it: keep that short.
+            transaction_timeout_ms=10_000,
+            max_batch_size=262_144,
+            **common,
+        )
+        for store in self.stores.values():
+            store.partitions.clear()
+            store.expiry.clear()
+        await producer.start()
+        await restorer.start()
+        try:
+            await consumer.start()
+            self.consumer = consumer
+            consumer.subscribe(list(INPUTS), listener=_Rebalance(self, restorer))
+            while not self.stopping:
+                records = await self._gather(consumer)
+                now = now_ms()
+                sweep = now - self.last_sweep >= EXPIRY_SWEEP_MS
+                if records or sweep:
+                    await self._fold(records, now, sweep, consumer, producer)
+        finally:
+            self.consumer = None
+            await consumer.stop()
+            await restorer.stop()
+            await producer.stop()
+
+    async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """Up to INTAKE_BATCH records, waiting at most the flush interval after the
+        first: a transaction and a partial per channel per batch cost the same for
+        10 events as for 2,000, so a trickle is batched too (bounded latency)."""
+        flush_s = self.settings.flush_interval_ms / 1000
+        records: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=self.settings.flush_interval_ms, max_records=INTAKE_BATCH
+        )
+        count = sum(len(batch) for batch in records.values())
+        deadline = time.monotonic() + flush_s
+        while count and count < INTAKE_BATCH and not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = await consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=INTAKE_BATCH - count)
+            for tp, batch in more.items():
+                records.setdefault(tp, []).extend(batch)
+                count += len(batch)
+        return records
+
+    # --- one batch ------------------------------------------------------------------
+
+    async def _fold(
+        self,
+        records: dict[TopicPartition, list[Any]],
+        now: int,
+        sweep: bool,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+    ) -> None:
+        batches = {kind: Batch(store) for kind, store in self.stores.items()}
+        partials = Partials(self.intake.timeline)
+        process, add = self.intake.process, partials.add
+        rejected: list[tuple[str, Any, Rejected]] = []
+        counts: dict[tuple[str, str], int] = {}
+        offsets: dict[TopicPartition, int] = {}
+        for tp, messages in records.items():
+            topic = tp.topic
+            view = batches[INPUTS[topic][1]].view(tp.partition)
+            accepted = duplicates = 0
+            for message in messages:
+                outcome = process(topic, message.value, now, view)
+                if type(outcome) is Accepted:
+                    add(outcome.delta)
+                    accepted += 1
+                elif type(outcome) is Rejected:
+                    rejected.append((topic, message, outcome))
+                else:
+                    duplicates += 1
+            offsets[tp] = messages[-1].offset + 1
+            counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + accepted
+            counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + duplicates
+        if sweep:
+            self.last_sweep = now
+            for kind, batch in batches.items():
+                self._expire(kind, batch, now, partials)
+        ready = partials.drain()
+        changes = {kind: batch.changes() for kind, batch in batches.items()}
+        if not (ready or rejected or offsets or any(changes.values())):
+            return
+        app_id = self.settings.app_id
+        if self.transactional:
+            await producer.begin_transaction()
+        in_transaction = self.transactional
+        try:
+            deliveries = [
+                await producer.send(partials_topic(app_id), key=c.encode(), value=orjson.dumps(p.to_json()))
+                for c, p in ready.items()
+            ]
+            for kind, by_partition in changes.items():
+                topic = changelog_topic(app_id, kind)
+                for partition, records_of in by_partition.items():
+                    deliveries.extend(await _send_changes(producer, topic, partition, records_of))
+            for topic, message, why in rejected:
+                deliveries.append(
+                    await producer.send(
+                        DEADLETTER_TOPIC,
+                        key=message.key,
+                        value=message.value,
+                        headers=_why(topic, message, why),
+                    )
+                )
+            if self.transactional:
+                if offsets:
+                    await producer.send_offsets_to_transaction(offsets, intake_group(app_id))
+                await producer.commit_transaction()
+                in_transaction = False
+            else:
+                await asyncio.gather(*deliveries)
+                if offsets:
+                    await consumer.commit(offsets)
+        except BaseException:
+            if in_transaction:
+                await asyncio.shield(_abort(producer))
+            raise
+        for kind, batch in batches.items():
+            batch.commit(changes[kind])
+        for tp, next_offset in offsets.items():
+            self.handled[(tp.topic, tp.partition)] = next_offset - 1
+        self.on_sent(ready, now)
+        self._count(counts, rejected, len(ready))
+
+    def _expire(self, kind: str, batch: Batch, now: int, partials: Partials) -> None:
+        """Drop state past its deadline (closed work after retention, open work after
+        STREAM_APP_OPEN_STATE_TTL), retracting what it still adds to the backlog."""
+        ttl = self.settings.open_state_ttl_ms
+        for partition, keys in batch.store.due(now).items():
+            _, retract = self.intake.expire_keys(kind, batch.view(partition), keys, now, ttl)
+            partials.add(retract)
+
+    def _count(
+        self, counts: dict[tuple[str, str], int], rejected: list[tuple[str, Any, Rejected]], partials: int
+    ) -> None:
+        events = self.instruments.events
+        for (topic, outcome), n in counts.items():
+            if n:
+                events.labels(topic, outcome).inc(n)
+        for topic, _, why in rejected:
+            events.labels(topic, "dead_letter").inc()
+            self.instruments.dead_letters.labels(topic, why.reason).inc()
+            log.debug("dead-letter %s %s: %s", topic, why.reason, why.detail)
+        if partials:
+            self.instruments.partials.inc(partials)
+
+    # --- state restore ----------------------------------------------------------------
+
+    async def restore(self, restorer: AIOKafkaConsumer, assigned: list[TopicPartition]) -> None:
+        """Load each assigned input partition's state from its changelog partition."""
+        wanted = {
+            TopicPartition(changelog_topic(self.settings.app_id, INPUTS[tp.topic][1]), tp.partition): tp
+            for tp in assigned
+            if tp.topic in INPUTS
+        }
+        if not wanted:
+            return
+        started = time.monotonic()
+        tps = list(wanted)
+        restorer.assign(tps)
+        await restorer.seek_to_beginning(*tps)
+        ends = await restorer.end_offsets(tps)
+        found: dict[TopicPartition, list[Change]] = {tp: [] for tp in tps}
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            fetched = await restorer.getmany(*pending, timeout_ms=500)
+            for tp, messages in fetched.items():
+                found[tp].extend((m.key.decode(), m.value) for m in messages)
+            for tp in list(pending):
+                if await restorer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        total = 0
+        for changelog_tp, changes in found.items():
+            input_tp = wanted[changelog_tp]
+            self.stores[INPUTS[input_tp.topic][1]].load(input_tp.partition, changes)
+            total += len(changes)
+        restorer.assign([])
+        log.info(
+            "intake state restored: %d partitions, %d changelog records in %.1f s",
+            len(tps),
+            total,
+            time.monotonic() - started,
+        )
+
+    def revoke(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            if tp.topic in INPUTS:
+                self.stores[INPUTS[tp.topic][1]].drop(tp.partition)
+                self.handled.pop((tp.topic, tp.partition), None)
+
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, records behind) for the input partitions assigned here."""
+        consumer = self.consumer
+        if consumer is None:
+            return []
+        found = []
+        for tp in sorted(consumer.assignment()):
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = self.handled.get((tp.topic, tp.partition), -1)
+            found.append((tp.topic, tp.partition, max(0, highwater - done - 1)))
+        return found
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs inside `getmany`, between batches: no batch is ever half-folded here."""
+
+    def __init__(self, stage: IntakeStage, restorer: AIOKafkaConsumer) -> None:
+        self.stage = stage
+        self.restorer = restorer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.stage.revoke(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.stage.restore(self.restorer, list(assigned))
+        consumer = self.stage.consumer
+        for tp in assigned:
+            committed = None if consumer is None else await consumer.committed(tp)
+            self.stage.handled[(tp.topic, tp.partition)] = (committed or 0) - 1
+
+
+async def _send_changes(
+    producer: AIOKafkaProducer, topic: str, partition: int, changes: list[Change]
+) -> list[Any]:
+    """Changelog records in as few batches as fit: far cheaper than one `send` each."""
+    futures = []
+    batch = producer.create_batch()
+    for key, value in changes:
+        if batch.append(key=key.encode(), value=value, timestamp=None) is None:
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key.encode(), value=value, timestamp=None)
+    if batch.record_count():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
+
+
+def _why(topic: str, message: Any, rejected: Rejected) -> list[tuple[str, bytes]]:
+    return [
+        ("x-error-reason", rejected.reason.encode()),
+        ("x-error-detail", rejected.detail.encode("utf-8", "replace")),
+        ("x-source-topic", topic.encode()),
+        ("x-source-partition", str(message.partition).encode()),
+        ("x-source-offset", str(message.offset).encode()),
+    ]
+
+
+async def _abort(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.abort_transaction()
+    except KafkaError as exc:  # the restart fences it anyway
+        log.warning("intake: abort failed: %s", exc)
