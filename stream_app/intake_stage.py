@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -43,7 +44,7 @@ from stream_app.metrics import Instruments
 log = logging.getLogger("stream_app.intake")
 
 #: Most input records folded per batch.
-INTAKE_BATCH = 2000
+INTAKE_BATCH = 5000
 EXPIRY_SWEEP_MS = 60_000
 DEADLETTER_TOPIC = "cx.deadletter"
 KINDS = tuple(kind for _, kind, _ in INPUTS.values())
@@ -63,6 +64,21 @@ def partials_topic(app_id: str) -> str:
 
 def intake_group(app_id: str) -> str:
     return f"{app_id}-intake"
+
+
+@dataclass
+class Folded:
+    """A folded batch: everything its commit must write, in one transaction."""
+
+    now: int
+    partials: dict[str, ChannelPartial] = field(default_factory=dict)
+    changes: dict[str, dict[int, list[Change]]] = field(default_factory=dict)
+    rejected: list[tuple[str, Any, Rejected]] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.partials or self.rejected or self.offsets or any(self.changes.values()))
 
 
 class IntakeStage:
@@ -89,6 +105,8 @@ class IntakeStage:
         self.handled: dict[tuple[str, int], int] = {}
         self.last_sweep = 0
         self.consumer: AIOKafkaConsumer | None = None
+        self.pending: asyncio.Queue[Folded] = asyncio.Queue(maxsize=1)
+        self.committer: asyncio.Task[None] | None = None
         self.stopping = False
 
     # --- lifecycle ----------------------------------------------------------------
@@ -137,6 +155,9 @@ class IntakeStage:
             store.expiry.clear()
         await producer.start()
         await restorer.start()
+        # One batch is folded while the one before it is being committed.
+        self.pending = asyncio.Queue(maxsize=1)
+        committer = self.committer = asyncio.create_task(self._commit_loop(self.pending, consumer, producer))
         try:
             await consumer.start()
             self.consumer = consumer
@@ -145,13 +166,33 @@ class IntakeStage:
                 records = await self._gather(consumer)
                 now = now_ms()
                 sweep = now - self.last_sweep >= EXPIRY_SWEEP_MS
-                if records or sweep:
-                    await self._fold(records, now, sweep, consumer, producer)
+                folded = self._fold(records, now, sweep) if records or sweep else None
+                if folded is not None:
+                    await self._until(self.pending.put(folded))
         finally:
+            committer.cancel()
+            self.committer = None
             self.consumer = None
             await consumer.stop()
             await restorer.stop()
             await producer.stop()
+
+    async def _until(self, step: Awaitable[Any]) -> None:
+        """Await `step`, unless the committer fails first (then raise its error)."""
+        committer = self.committer
+        if committer is None:
+            await step
+            return
+        task = asyncio.ensure_future(step)
+        done, _ = await asyncio.wait({task, committer}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            task.cancel()
+            committer.result()  # raises what stopped it
+            raise RuntimeError("the intake committer stopped")
+
+    async def drain(self) -> None:
+        """Wait until every folded batch is committed (before partitions move)."""
+        await self._until(self.pending.join())
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
         """Up to INTAKE_BATCH records, waiting at most the flush interval after the
@@ -175,20 +216,18 @@ class IntakeStage:
 
     # --- one batch ------------------------------------------------------------------
 
-    async def _fold(
-        self,
-        records: dict[TopicPartition, list[Any]],
-        now: int,
-        sweep: bool,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-    ) -> None:
+    def _fold(self, records: dict[TopicPartition, list[Any]], now: int, sweep: bool) -> Folded | None:
+        """Fold a batch into the store and return what must be committed for it.
+
+        The store is updated before the batch is committed, so the next batch can be
+        folded while this one's transaction is in flight; if the commit fails, the
+        stage restarts and reloads the store from the changelog.
+        """
         batches = {kind: Batch(store) for kind, store in self.stores.items()}
         partials = Partials(self.intake.timeline)
         process, add = self.intake.process, partials.add
-        rejected: list[tuple[str, Any, Rejected]] = []
-        counts: dict[tuple[str, str], int] = {}
-        offsets: dict[TopicPartition, int] = {}
+        folded = Folded(now)
+        counts = folded.counts
         for tp, messages in records.items():
             topic = tp.topic
             view = batches[INPUTS[topic][1]].view(tp.partition)
@@ -199,20 +238,34 @@ class IntakeStage:
                     add(outcome.delta)
                     accepted += 1
                 elif type(outcome) is Rejected:
-                    rejected.append((topic, message, outcome))
+                    folded.rejected.append((topic, message, outcome))
                 else:
                     duplicates += 1
-            offsets[tp] = messages[-1].offset + 1
+            folded.offsets[tp] = messages[-1].offset + 1
             counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + accepted
             counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + duplicates
         if sweep:
             self.last_sweep = now
             for kind, batch in batches.items():
                 self._expire(kind, batch, now, partials)
-        ready = partials.drain()
-        changes = {kind: batch.changes() for kind, batch in batches.items()}
-        if not (ready or rejected or offsets or any(changes.values())):
-            return
+        folded.partials = partials.drain()
+        for kind, batch in batches.items():
+            changes = folded.changes[kind] = batch.changes()
+            batch.commit(changes)
+        if folded.is_empty():
+            return None
+        return folded
+
+    async def _commit_loop(
+        self, queue: asyncio.Queue[Folded], consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+    ) -> None:
+        """Commits folded batches one by one, in order (one transaction each)."""
+        while True:
+            folded = await queue.get()
+            await self._commit(folded, consumer, producer)
+            queue.task_done()
+
+    async def _commit(self, folded: Folded, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         app_id = self.settings.app_id
         if self.transactional:
             await producer.begin_transaction()
@@ -220,21 +273,20 @@ class IntakeStage:
         try:
             deliveries = [
                 await producer.send(partials_topic(app_id), key=c.encode(), value=orjson.dumps(p.to_json()))
-                for c, p in ready.items()
+                for c, p in folded.partials.items()
             ]
-            for kind, by_partition in changes.items():
+            for kind, by_partition in folded.changes.items():
                 topic = changelog_topic(app_id, kind)
                 for partition, records_of in by_partition.items():
                     deliveries.extend(await _send_changes(producer, topic, partition, records_of))
-            for topic, message, why in rejected:
+            for topic, message, why in folded.rejected:
+                headers = _why(topic, message, why)
                 deliveries.append(
                     await producer.send(
-                        DEADLETTER_TOPIC,
-                        key=message.key,
-                        value=message.value,
-                        headers=_why(topic, message, why),
+                        DEADLETTER_TOPIC, key=message.key, value=message.value, headers=headers
                     )
                 )
+            offsets = folded.offsets
             if self.transactional:
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, intake_group(app_id))
@@ -248,12 +300,10 @@ class IntakeStage:
             if in_transaction:
                 await asyncio.shield(_abort(producer))
             raise
-        for kind, batch in batches.items():
-            batch.commit(changes[kind])
-        for tp, next_offset in offsets.items():
+        for tp, next_offset in folded.offsets.items():
             self.handled[(tp.topic, tp.partition)] = next_offset - 1
-        self.on_sent(ready, now)
-        self._count(counts, rejected, len(ready))
+        self.on_sent(folded.partials, folded.now)
+        self._count(folded.counts, folded.rejected, len(folded.partials))
 
     def _expire(self, kind: str, batch: Batch, now: int, partials: Partials) -> None:
         """Drop state past its deadline (closed work after retention, open work after
@@ -344,6 +394,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.restorer = restorer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage.drain()  # their offsets are committed before another worker starts
         self.stage.revoke(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:

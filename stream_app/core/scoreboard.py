@@ -53,24 +53,37 @@ class Partials:
         self.channels: dict[str, ChannelPartial] = {}
 
     def add(self, delta: Iterable[tuple[Fact, int]]) -> None:
+        bucket_of = self.timeline.bucket_of
         for fact, sign in delta:
             channel, at_ms, kind = fact[0], fact[1], fact[2]
-            for name in (channel, ALL):
-                partial = self.channels.get(name)
-                if partial is None:
-                    partial = self.channels[name] = ChannelPartial()
-                if kind == "open":
-                    partial.open_delta += sign
-                    continue
-                bucket = self.timeline.bucket_of(at_ms)
-                agg = partial.buckets.get(bucket)
-                if agg is None:
-                    agg = partial.buckets[bucket] = Aggregate()
-                agg.add_fact(fact, sign)
+            partial = self.channels.get(channel)
+            if partial is None:
+                partial = self.channels[channel] = ChannelPartial()
+            if kind == "open":
+                partial.open_delta += sign
+                continue
+            bucket = bucket_of(at_ms)
+            agg = partial.buckets.get(bucket)
+            if agg is None:
+                agg = partial.buckets[bucket] = Aggregate()
+            agg.add_fact(fact, sign)
 
     def drain(self) -> dict[str, ChannelPartial]:
+        """The non-empty partials, plus the `all` rollup: merging the channels'
+        aggregates once is cheaper than adding every fact twice."""
         ready = {c: p for c, p in self.channels.items() if not p.is_empty()}
         self.channels = {}
+        if ready:
+            rollup = ChannelPartial()
+            for partial in ready.values():
+                rollup.open_delta += partial.open_delta
+                for bucket, agg in partial.buckets.items():
+                    target = rollup.buckets.get(bucket)
+                    if target is None:
+                        target = rollup.buckets[bucket] = Aggregate()
+                    target.merge(agg)
+            if not rollup.is_empty():
+                ready[ALL] = rollup
         return ready
 
 
