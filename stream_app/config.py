@@ -259,10 +259,13 @@ MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    """Case-insensitive; returns the spelling in `allowed`."""
+
     def parse(raw: str) -> str:
-        if raw.upper() not in allowed:
-            raise ValueError("not one of them")
-        return raw.upper()
+        for name in allowed:
+            if raw.strip().lower() == name.lower():
+                return name
+        raise ValueError("not one of them")
 
     return parse
 

@@ -199,3 +199,48 @@ async def consume_all(bootstrap: str, topic: str, timeout: float = 5.0) -> list[
         return records
     finally:
         await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """partition → next offset of `topic` now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, topic)
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def consume_range(
+    bootstrap: str, topic: str, start: dict[int, int], timeout: float = 60.0
+) -> list[Any]:
+    """The records of `topic` from `start` offsets up to its end offsets at call time."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, topic)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start.get(tp.partition, 0))
+        end = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        pending = {tp for tp in tps if start.get(tp.partition, 0) < end[tp]}
+        while pending:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{topic}: not at the end offsets after {timeout} s")
+            for chunk in (await consumer.getmany(*pending, timeout_ms=500)).values():
+                records.extend(r for r in chunk if r.offset < end[consumer_tp(r)])
+            for tp in list(pending):
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def consumer_tp(record: Any) -> Any:
+    from aiokafka import TopicPartition
+
+    return TopicPartition(record.topic, record.partition)

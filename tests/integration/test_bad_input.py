@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import uuid
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from stream_app import config
+from stream_app.config import DEFAULT_CHANNELS
+from stream_app.core.intake import INPUTS, Accepted, Intake, Rejected, Schemas
+from stream_app.core.replay import Replay
+from stream_app.core.timeutil import format_ms
 from tests.factories import encode, event, survey
-from tests.integration.harness import WorkerProcess, channel, consume_all, metric_value, produce
+from tests.integration.harness import (
+    RUN,
+    TEST_CHANNELS,
+    WorkerProcess,
+    channel,
+    consume_all,
+    consume_range,
+    end_offsets,
+    metric_value,
+    produce,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +153,182 @@ def test_duplicates_are_counted_once(worker: WorkerProcess, bootstrap: str) -> N
     assert metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 1
     assert metric_value(samples, "cx_contacts", channel=ch, window="15m", kind="ticket") == 1
     assert metric_value(samples, "cx_open_tickets", channel=ch) == 1
+
+
+# --- hypothesis: anything at all on the three input topics -------------------------
+
+FUZZ_CHANNEL = channel("dlq")
+TOPICS = ("cx.tickets", "cx.chats", "cx.surveys")
+EXTREME_TIMES: list[Any] = [
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999Z",
+    "1970-01-01T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "2026-11-22T25:61:00Z",
+    "",
+    "yesterday",
+    0,
+    -1,
+    1e300,
+    None,
+    [],
+]
+EXTREME_SCORES: list[Any] = [-1, 0, 11, 100, 10**30, -(10**30), 1e308, -1e308, 2.5, True, None, "5", [5], {}]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@st.composite
+def valid_event(draw: st.DrawFn, topic: str, uid: str) -> dict[str, Any]:
+    at = int(time.time() * 1000) - draw(st.integers(0, 3_600_000))
+    if topic == "cx.tickets":
+        return event("ticket.created", at, FUZZ_CHANNEL, ticket_id=f"fz-{uid}", event_id=f"fz-e-{uid}")
+    if topic == "cx.chats":
+        return event("chat.started", at, FUZZ_CHANNEL, chat_id=f"fz-{uid}", event_id=f"fz-e-{uid}")
+    kind, high = draw(st.sampled_from([("csat", 5), ("nps", 10), ("ces", 7)]))
+    low = 0 if kind == "nps" else 1
+    score = draw(st.integers(low, high))
+    return survey(kind, score, at, FUZZ_CHANNEL, response_id=f"fz-{uid}", event_id=f"fz-e-{uid}")
+
+
+@st.composite
+def input_record(draw: st.DrawFn, uid: str) -> tuple[str, bytes | None, bytes | None]:
+    """One record: valid, or broken in one of the ways producers break things."""
+    topic = draw(st.sampled_from(TOPICS))
+    base = draw(valid_event(topic, uid))
+    key = draw(st.one_of(st.just(uid.encode()), st.none(), st.binary(max_size=16)))
+    how = draw(
+        st.sampled_from(
+            [
+                "valid", "valid", "bytes", "truncated", "huge", "deep", "wrong_type", "unicode",
+                "bad_utf8", "missing", "extra", "time", "score", "empty",
+            ]
+        )
+    )  # fmt: skip
+    doc = dict(base)
+    if how == "bytes":
+        return topic, key, draw(st.binary(max_size=300))
+    if how == "empty":
+        return topic, key, draw(st.sampled_from([b"", None, b"null", b"{}", b"[]", b'""']))
+    if how == "truncated":
+        raw = encode(doc)
+        return topic, key, raw[: draw(st.integers(0, len(raw) - 1))]
+    if how == "huge":
+        doc["notes"] = "x" * draw(st.integers(100_000, 600_000))
+    elif how == "deep":
+        depth = draw(st.integers(100, 5_000))
+        return topic, key, b"[" * depth + b"]" * draw(st.sampled_from([depth, depth - 1]))
+    elif how == "wrong_type":
+        doc[draw(st.sampled_from(sorted(doc)))] = draw(json_values)
+    elif how == "unicode":
+        field = draw(st.sampled_from(["event_id", "channel", "event_type", "occurred_at"]))
+        doc[field] = draw(st.text(min_size=0, max_size=30))
+    elif how == "bad_utf8":
+        raw = encode(doc)
+        cut = draw(st.integers(1, len(raw) - 2))
+        return (
+            topic,
+            key,
+            raw[:cut] + draw(st.sampled_from([b"\xff", b"\xed\xa0\x80", b"\xc3", b"\x00"])) + raw[cut:],
+        )
+    elif how == "missing":
+        del doc[draw(st.sampled_from(sorted(doc)))]
+    elif how == "extra":
+        doc[draw(st.text(min_size=1, max_size=12))] = draw(json_values)
+    elif how == "time":
+        doc["occurred_at"] = draw(
+            st.one_of(
+                st.sampled_from(EXTREME_TIMES),
+                st.sampled_from([2, -40]).map(
+                    lambda days: format_ms(int(time.time() * 1000) + days * 86_400_000)
+                ),
+            )
+        )
+    elif how == "score" and topic == "cx.surveys":
+        doc["score"] = draw(st.sampled_from(EXTREME_SCORES))
+    return topic, key, encode(doc)
+
+
+@st.composite
+def record_mix(draw: st.DrawFn) -> list[tuple[str, bytes | None, bytes | None]]:
+    tag = uuid.uuid4().hex[:8]
+    count = draw(st.integers(40, 120))
+    records = [draw(input_record(f"{RUN}-{tag}-{i}")) for i in range(count)]
+    for _ in range(draw(st.integers(0, 5))):  # exact replays: duplicates
+        records.append(draw(st.sampled_from(records)))
+    return records
+
+
+def lag(worker: WorkerProcess) -> float:
+    samples = worker.metrics()
+    return sum(v for k, v in samples.items() if k.startswith("cx_consumer_lag{"))
+
+
+@settings(
+    max_examples=int(os.environ.get("CX_FUZZ_EXAMPLES", "5")),
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(records=record_mix())
+def test_arbitrary_input_is_accounted_for_record_by_record(
+    worker: WorkerProcess, bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]
+) -> None:
+    """accepted + duplicate + dead-lettered = produced, per topic and outcome exactly as
+    the pure core decides, each dead letter with the core's reason; the worker lives."""
+    worker.wait_until(lambda: lag(worker) == 0, 120, "the shared worker to catch up before the example")
+    before = outcome_counts(worker)
+    dead_from = asyncio.run(end_offsets(bootstrap, "cx.deadletter"))
+    now = int(time.time() * 1000)
+    sent = asyncio.run(produce(bootstrap, records))
+
+    settings_ = config.load({"STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, *TEST_CHANNELS])})
+    intake = Intake(
+        Schemas(), frozenset(settings_.channels), settings_.timeline(), settings_.lifecycle_rules()
+    )
+    reference = Replay(intake, now)
+    reasons = {}
+    for (topic, _, value), meta in zip(records, sent, strict=True):
+        kind = INPUTS[topic][1]
+        outcome = intake.process(topic, value, now, reference.stores[kind])
+        reference.outcomes[(topic, _label(outcome))] += 1
+        if isinstance(outcome, Rejected):
+            reasons[(topic, meta.partition, meta.offset)] = outcome.reason
+
+    def delta() -> dict[tuple[str, str], float]:
+        after = outcome_counts(worker)
+        return {k: after[k] - before[k] for k in after}
+
+    worker.wait_until(lambda: sum(delta().values()) >= len(records), 60, "every record accounted for")
+    worker.wait_until(lambda: lag(worker) == 0, 60, "the worker to catch up")
+    found = delta()
+    assert sum(found.values()) == len(records)
+    assert {k: v for k, v in found.items() if v} == {k: float(v) for k, v in reference.outcomes.items() if v}
+
+    dead = asyncio.run(consume_range(bootstrap, "cx.deadletter", dead_from))
+    ours = {}
+    for record in dead:
+        headers = {k: v.decode() for k, v in record.headers}
+        source = (
+            headers["x-source-topic"],
+            int(headers["x-source-partition"]),
+            int(headers["x-source-offset"]),
+        )
+        if source in reasons:
+            ours[source] = headers["x-error-reason"]
+    assert ours == reasons
+    assert worker.process is not None and worker.process.poll() is None
+
+
+def _label(outcome: object) -> str:
+    if isinstance(outcome, Accepted):
+        return "accepted"
+    if isinstance(outcome, Rejected):
+        return "dead_letter"
+    return "duplicate"

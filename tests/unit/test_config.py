@@ -112,3 +112,23 @@ def test_sasl_settings_name_what_is_missing_and_hide_the_password() -> None:
         }
     )
     assert plain.faust_credentials().mechanism.value == "PLAIN"
+
+
+def test_processing_guarantee_follows_the_broker_and_refuses_what_it_lacks() -> None:
+    assert config.load({}).guarantee == "exactly_once"
+    assert config.load({"STREAM_APP_BROKER_KIND": "tansu"}).guarantee == "at_least_once"
+    chosen = config.load({"STREAM_APP_PROCESSING_GUARANTEE": "AT_LEAST_ONCE"})
+    assert chosen.guarantee == "at_least_once"
+    with pytest.raises(
+        ConfigError, match=r"^STREAM_APP_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions"
+    ):
+        config.load({"STREAM_APP_BROKER_KIND": "tansu", "STREAM_APP_PROCESSING_GUARANTEE": "exactly_once"})
+    with pytest.raises(ConfigError, match="STREAM_APP_PROCESSING_GUARANTEE"):
+        config.load({"STREAM_APP_PROCESSING_GUARANTEE": "twice"})
+
+
+def test_instance_id_names_the_transactional_producer() -> None:
+    assert config.load({"STREAM_APP_INSTANCE_ID": "worker-7"}).instance == "worker-7"
+    assert config.load({"STREAM_APP_WEB_PORT": "7001"}).instance.endswith("-7001")
+    with pytest.raises(ConfigError, match="STREAM_APP_INSTANCE_ID"):
+        config.load({"STREAM_APP_INSTANCE_ID": "two words"})

@@ -1,0 +1,180 @@
+"""A fixed stream of bench events and what the pure core says it must give.
+
+Fault tests (crash, rebalance, broker outage) replay the stream through real
+workers while something goes wrong, then compare every snapshot the workers
+serve with the reference `Replay` at the same `as_of`: scores, counts and
+percentiles must be equal, not close.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_app import config
+from stream_app.bench import make_events
+from stream_app.config import DEFAULT_CHANNELS
+from stream_app.core.intake import Intake, Schemas
+from stream_app.core.replay import Replay
+from stream_app.core.scoreboard import ALL
+from stream_app.wallboard import snapshot_time_ms
+from tests.integration.harness import RUN, WorkerProcess
+
+#: Counts compared per snapshot to tell lost events from double-counted ones.
+COUNT_PATHS = (
+    ("volume", "tickets"),
+    ("volume", "chats"),
+    ("volume", "surveys"),
+    ("csat", "n"),
+    ("nps", "n"),
+    ("ces", "n"),
+    ("fcr", "n"),
+    ("first_response_seconds", "n"),
+    ("resolution_seconds", "n"),
+    ("chat_wait_seconds", "n"),
+)
+
+
+def exactly_once() -> bool:
+    """Apache Kafka: transactions, exact figures. tansu: at_least_once (no loss)."""
+    return os.environ.get("STREAM_APP_BROKER_KIND", "kafka") == "kafka"
+
+
+def owns_channels(worker: WorkerProcess) -> bool:
+    return bool(orjson.loads(worker.get("/healthz"))["owned_channels"])
+
+
+@dataclass
+class Stream:
+    name: str
+    records: list[tuple[str, bytes, bytes]]
+    channels: list[str]
+    reference: Replay
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def bench_stream(name: str, events: int, seed: int) -> Stream:
+    """`events` bench events (60/25/15 mix, two hours of event time) on channels of this run only."""
+    rename = {c: f"{c}_{name}_{RUN}" for c in DEFAULT_CHANNELS}
+    now = int(time.time() * 1000)
+    data = make_events(events, seed, now - 60_000)
+    records = []
+    for topic, key, value in data.records:
+        event = orjson.loads(value)
+        event["channel"] = rename[event["channel"]]
+        records.append((topic, key, orjson.dumps(event)))
+    channels = list(rename.values())
+    # The default alert rules name default channels; these figures need no rules.
+    no_rules = Path(tempfile.mkdtemp(prefix="cx-rules-")) / "none.yaml"
+    no_rules.write_text("rules: []\n")
+    env = {"STREAM_APP_CHANNELS": ",".join(channels), "STREAM_APP_RULES": str(no_rules)}
+    settings = config.load(env)
+    intake = Intake(Schemas(), frozenset(settings.channels), settings.timeline(), settings.lifecycle_rules())
+    reference = Replay(intake, now, reported=settings.windows)
+    for topic, _, value in records:
+        outcome = reference.feed(topic, value, now)
+        assert outcome != "dead_letter", value
+    return Stream(name, records, channels, reference, env)
+
+
+def progress(workers: list[WorkerProcess], stream: Stream) -> int:
+    """Contacts and survey responses shown for the stream (all/24h) by the worker
+    that owns `all`. Only the owner counts: the others' /api/v1/scores shows what
+    some worker on this broker last published to cx.metrics."""
+    for worker in workers:
+        if worker.process is None or worker.process.poll() is not None:
+            continue
+        if ALL not in orjson.loads(worker.get("/healthz"))["owned_channels"]:
+            continue
+        for snap in worker.scores(channel=ALL, window="24h"):
+            volume = snap["volume"]
+            return int(volume["tickets"] + volume["chats"] + volume["surveys"])
+    return 0
+
+
+def total(stream: Stream) -> int:
+    snap = _reference(stream, int(time.time() * 1000))[(ALL, "24h")]
+    volume = snap["volume"]
+    return int(volume["tickets"] + volume["chats"] + volume["surveys"])
+
+
+@dataclass
+class Comparison:
+    equal: bool
+    lost: int  # counts the workers show fewer of than the reference
+    double: int  # counts they show more of
+    differing: list[str]
+
+
+def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
+    """Every (channel, window) snapshot the workers own vs the reference at its `as_of`.
+
+    Each channel must be served by exactly one worker (its owner); the others see it
+    only through `cx.metrics`, which `/api/v1/scores` also serves, so ownership is
+    read from `/healthz`.
+    """
+    wanted = {*stream.channels, ALL}
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for worker in workers:
+        if worker.process is None or worker.process.poll() is not None:
+            continue
+        owned = set(orjson.loads(worker.get("/healthz"))["owned_channels"]) & wanted
+        for snap in worker.scores():
+            if snap["channel"] in owned:
+                found[(snap["channel"], snap["window"])] = snap
+    lost = double = 0
+    differing = []
+    timed = sorted((snapshot_time_ms(snap) or 0, key, snap) for key, snap in found.items())
+    for as_of, (channel, window), snap in timed:  # the reference only moves forward in time
+        expected = _reference(stream, as_of)[(channel, window)]
+        if _without_as_of(snap) != _without_as_of(expected):
+            differing.append(f"{channel}/{window}")
+        for path in COUNT_PATHS:
+            got, want = _at(snap, path), _at(expected, path)
+            lost += max(0, want - got)
+            double += max(0, got - want)
+    missing = {(c, w) for c in wanted for w in stream.reference.scoreboard.reported} - set(found)
+    differing.extend(f"{c}/{w} (not served)" for c, w in sorted(missing))
+    return Comparison(not differing, lost, double, differing)
+
+
+def _reference(stream: Stream, as_of_ms: int) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(s["channel"], s["window"]): s for s in stream.reference.snapshots(as_of_ms)}
+
+
+def _without_as_of(snap: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in snap.items() if k != "as_of"}
+
+
+def _at(snap: dict[str, Any], path: tuple[str, str]) -> int:
+    return int(snap[path[0]][path[1]] or 0)
+
+
+def settle(workers: list[WorkerProcess], stream: Stream, timeout: float = 300) -> Comparison:
+    """Wait until the workers' figures equal the reference, or stop changing with
+    nothing missing (what is left over is then double-counted); return the comparison."""
+    deadline = time.monotonic() + timeout
+    last: Comparison | None = None
+    steady_since = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            result = compare(workers, stream)
+        except OSError:
+            time.sleep(0.5)
+            continue
+        if result.equal:
+            return result
+        if last is None or (result.lost, result.double) != (last.lost, last.double):
+            steady_since = time.monotonic()
+        elif result.lost == 0 and time.monotonic() - steady_since > 20:
+            return result
+        last = result
+        time.sleep(0.5)
+    assert last is not None, workers[0].log_tail()
+    return last

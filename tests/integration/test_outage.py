@@ -1,0 +1,103 @@
+"""Broker outage: Apache Kafka stops mid-stream for 20 s and comes back.
+
+The worker must ride it out with no manual action: /metrics keeps answering
+(with `cx_data_age_seconds` showing how stale the figures are), and once the
+broker is back and the stream drained, every figure equals the pure core's.
+
+Runs its own Apache Kafka (scripts/kafka-local), stopped and restarted with its
+data (`start --keep-data`), whichever broker the rest of the session uses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.exactness import bench_stream, progress, settle, total
+from tests.integration.harness import RUN, WorkerProcess, metric_value, produce, run_sync
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka-local"
+EVENTS = int(os.environ.get("CX_OUTAGE_EVENTS", "100000"))
+OUTAGE_S = 20
+
+
+class LocalKafka:
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="cx-outage-kafka-")
+        self.bootstrap = self._run("start")
+
+    def _run(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(SCRIPT), *args, "--dir", self.directory], capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    def restart(self) -> None:
+        assert self._run("start", "--keep-data") == self.bootstrap
+
+
+@pytest.fixture
+def own_kafka() -> Iterator[LocalKafka]:
+    kafka = LocalKafka()
+    try:
+        yield kafka
+    finally:
+        subprocess.run([str(SCRIPT), "stop", "--dir", kafka.directory], capture_output=True)
+
+
+def test_a_20_second_broker_outage_is_ridden_out_exactly(
+    own_kafka: LocalKafka, workdir: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = bench_stream("outage", EVENTS, seed=7)
+    expected = total(stream)
+    bootstrap = own_kafka.bootstrap
+    worker = WorkerProcess(
+        bootstrap,
+        workdir,
+        f"cx-outage-{RUN}",
+        STREAM_APP_BROKER_KIND="kafka",
+        STREAM_APP_STORE="rocksdb://",
+        **stream.env,
+    )
+    worker.start()
+    try:
+        half = len(stream.records) // 2
+        worker.wait_until(lambda: worker.get("/healthz"), 120, "the worker's web server")
+        run_sync(produce(bootstrap, stream.records[:half]))
+        worker.wait_until(lambda: progress([worker], stream) >= 0.2 * expected, 300, "20% counted")
+
+        own_kafka.stop()
+        down_at = time.monotonic()
+        ages = []
+        while time.monotonic() - down_at < OUTAGE_S:
+            samples = worker.metrics()  # must keep answering
+            ages.append(metric_value(samples, "cx_data_age_seconds") or 0.0)
+            time.sleep(1)
+        own_kafka.restart()
+        back_after = time.monotonic() - down_at
+
+        run_sync(produce(bootstrap, stream.records[half:]))
+        result = settle([worker], stream)
+        assert worker.process is not None and worker.process.poll() is None, "the worker must not exit"
+    finally:
+        worker.stop()
+    with capsys.disabled():
+        print(
+            f"\n  outage: broker down {back_after:.0f} s, /metrics answered {len(ages)}/{len(ages)} scrapes,"
+            f" data age up to {max(ages):.0f} s; {EVENTS:,} events: lost {result.lost},"
+            f" double-counted {result.double}"
+        )
+    assert max(ages) >= OUTAGE_S / 2, ages  # the figures were marked stale
+    assert result.equal, f"lost {result.lost}, double {result.double}: {result.differing[:10]}"
