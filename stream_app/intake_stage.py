@@ -106,6 +106,11 @@ class IntakeStage:
         self.last_sweep = 0
         self.consumer: AIOKafkaConsumer | None = None
         self.pending: asyncio.Queue[Folded] = asyncio.Queue(maxsize=1)
+        #: Held from fetch check to queueing, and by rebalance callbacks: partitions
+        #: never move while a batch is between its fetch and the commit queue.
+        self.folding = asyncio.Lock()
+        #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
+        self.generation = 0
         self.committer: asyncio.Task[None] | None = None
         self.stopping = False
 
@@ -163,12 +168,16 @@ class IntakeStage:
             self.consumer = consumer
             consumer.subscribe(list(INPUTS), listener=_Rebalance(self, restorer))
             while not self.stopping:
-                records = await self._gather(consumer)
-                now = now_ms()
-                sweep = now - self.last_sweep >= EXPIRY_SWEEP_MS
-                folded = self._fold(records, now, sweep) if records or sweep else None
-                if folded is not None:
-                    await self._until(self.pending.put(folded))
+                records, generation = await self._gather(consumer)
+                async with self.folding:
+                    if generation != self.generation:  # the partitions moved after the fetch
+                        await self._rewind(consumer)
+                        continue
+                    now = now_ms()
+                    sweep = now - self.last_sweep >= EXPIRY_SWEEP_MS
+                    folded = self._fold(records, now, sweep) if records or sweep else None
+                    if folded is not None:
+                        await self._until(self.pending.put(folded))
         finally:
             committer.cancel()
             self.committer = None
@@ -194,17 +203,29 @@ class IntakeStage:
         """Wait until every folded batch is committed (before partitions move)."""
         await self._until(self.pending.join())
 
-    async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetched records from before a rebalance are dropped: fetch again from the
+        committed offsets (everything before them is committed: see `drain`)."""
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
+    async def _gather(self, consumer: AIOKafkaConsumer) -> tuple[dict[TopicPartition, list[Any]], int]:
         """Up to INTAKE_BATCH records, waiting at most the flush interval after the
         first: a transaction and a partial per channel per batch cost the same for
-        10 events as for 2,000, so a trickle is batched too (bounded latency)."""
+        10 events as for 2,000, so a trickle is batched too (bounded latency).
+        Returns them with the rebalance generation they were fetched in."""
+        generation = self.generation
         flush_s = self.settings.flush_interval_ms / 1000
         records: dict[TopicPartition, list[Any]] = await consumer.getmany(
             timeout_ms=self.settings.flush_interval_ms, max_records=INTAKE_BATCH
         )
         count = sum(len(batch) for batch in records.values())
         deadline = time.monotonic() + flush_s
-        while count and count < INTAKE_BATCH and not self.stopping:
+        while count and count < INTAKE_BATCH and generation == self.generation and not self.stopping:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -212,7 +233,7 @@ class IntakeStage:
             for tp, batch in more.items():
                 records.setdefault(tp, []).extend(batch)
                 count += len(batch)
-        return records
+        return records, generation
 
     # --- one batch ------------------------------------------------------------------
 
@@ -387,22 +408,27 @@ class IntakeStage:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Runs inside `getmany`, between batches: no batch is ever half-folded here."""
+    """Runs in aiokafka's coordinator task: waits for the batch being folded, commits
+    what is queued, and only then lets the partitions go."""
 
     def __init__(self, stage: IntakeStage, restorer: AIOKafkaConsumer) -> None:
         self.stage = stage
         self.restorer = restorer
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.stage.drain()  # their offsets are committed before another worker starts
-        self.stage.revoke(list(revoked))
+        async with self.stage.folding:
+            self.stage.generation += 1
+            await self.stage.drain()  # their offsets are committed before another worker starts
+            self.stage.revoke(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.stage.restore(self.restorer, list(assigned))
-        consumer = self.stage.consumer
-        for tp in assigned:
-            committed = None if consumer is None else await consumer.committed(tp)
-            self.stage.handled[(tp.topic, tp.partition)] = (committed or 0) - 1
+        async with self.stage.folding:
+            self.stage.generation += 1
+            await self.stage.restore(self.restorer, list(assigned))
+            consumer = self.stage.consumer
+            for tp in assigned:
+                committed = None if consumer is None else await consumer.committed(tp)
+                self.stage.handled[(tp.topic, tp.partition)] = (committed or 0) - 1
 
 
 async def _send_changes(

@@ -185,7 +185,10 @@ class Intake:
     def process(
         self, topic: str, raw: bytes | None, now_ms: int, store: MutableMapping[str, State]
     ) -> Outcome:
-        decoded = self.decode(topic, raw, now_ms)
+        try:
+            decoded = self.decode(topic, raw, now_ms)
+        except RecursionError:  # parses (orjson allows 1,024 levels) but too deep to check
+            return Rejected("schema", "(root): nested too deeply to validate")
         if isinstance(decoded, Rejected):
             return decoded
         return self.apply(topic, decoded, store)

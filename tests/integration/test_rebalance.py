@@ -78,6 +78,7 @@ def test_a_killed_worker_s_partitions_move_and_come_back_exact(
         run_sync(produce(bootstrap, stream.records[half:]))
         survivor.wait_until(lambda: progress([survivor], stream) >= 0.7 * expected, 300, "70% after the kill")
         victim.start()
+        victim.wait_until(lambda: owns_channels(victim), 180, "the restarted worker to get channels back")
         result = settle(workers, stream)
         owners_after = [w for w in workers if owns_channels(w)]
     finally:

@@ -98,3 +98,11 @@ def test_rfc3339_offsets_are_respected(intake: Intake) -> None:
     tokyo["occurred_at"] = "2026-11-22T18:15:30+09:00"
     assert format_ms(intake.decode("cx.tickets", encode(tokyo), NOW).at_ms) == format_ms(NOW)  # type: ignore[union-attr]
     del store
+
+
+def test_deeply_nested_json_is_a_schema_error_not_a_crash(intake: Intake) -> None:
+    for depth in (900, 1023):
+        outcome = intake.process("cx.surveys", b"[" * depth + b"]" * depth, 0, {})
+        assert isinstance(outcome, Rejected) and outcome.reason == "schema", outcome
+    too_deep = intake.process("cx.tickets", b"[" * 5000 + b"]" * 5000, 0, {})
+    assert isinstance(too_deep, Rejected) and too_deep.reason == "invalid_json"
