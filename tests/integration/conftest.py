@@ -16,7 +16,7 @@ import pytest
 
 from stream_app.embedded_broker import EmbeddedBroker
 from tests.factories import encode, survey
-from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, produce, run_sync
+from tests.integration.harness import RUN, LocalKafka, WorkerProcess, channel, metric_value, produce, run_sync
 
 OUTPUT = Path(os.environ.get("STREAM_APP_TEST_OUTPUT", "test-output"))
 
@@ -86,3 +86,20 @@ def start_worker(bootstrap: str, workdir: Path) -> Iterator[object]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def own_kafka() -> Iterator[LocalKafka]:
+    """An Apache Kafka for one test (outage, overload): stopped or flooded without
+    disturbing the session's broker and shared worker."""
+    kafka = LocalKafka()
+    try:
+        yield kafka
+    finally:
+        kafka.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fault tests last: they put 100,000s of events on the session's broker, which
+    every worker started afterwards with a fresh group reads from the beginning."""
+    items.sort(key=lambda item: item.get_closest_marker("fault") is not None)

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -243,3 +244,30 @@ async def consume_range(
         return records
     finally:
         await consumer.stop()
+
+
+KAFKA_LOCAL = Path(__file__).resolve().parents[2] / "scripts" / "kafka-local"
+
+
+class LocalKafka:
+    """An Apache Kafka of a test's own (scripts/kafka-local), whatever the session uses."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="cx-outage-kafka-")
+        self.bootstrap = self._run("start")
+
+    def _run(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(KAFKA_LOCAL), *args, "--dir", self.directory], capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    def restart(self) -> None:
+        assert self._run("start", "--keep-data") == self.bootstrap
+
+    def close(self) -> None:
+        subprocess.run([str(KAFKA_LOCAL), "stop", "--dir", self.directory], capture_output=True)

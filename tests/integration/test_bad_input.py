@@ -274,6 +274,7 @@ def lag(worker: WorkerProcess) -> float:
     return sum(v for k, v in samples.items() if k.startswith("cx_consumer_lag{"))
 
 
+@pytest.mark.fault
 @settings(
     max_examples=int(os.environ.get("CX_FUZZ_EXAMPLES", "5")),
     deadline=None,

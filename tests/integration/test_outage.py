@@ -11,50 +11,17 @@ data (`start --keep-data`), whichever broker the rest of the session uses.
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.exactness import bench_stream, progress, settle, total
-from tests.integration.harness import RUN, WorkerProcess, metric_value, produce, run_sync
+from tests.integration.harness import RUN, LocalKafka, WorkerProcess, metric_value, produce, run_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka-local"
 EVENTS = int(os.environ.get("CX_OUTAGE_EVENTS", "100000"))
 OUTAGE_S = 20
-
-
-class LocalKafka:
-    def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="cx-outage-kafka-")
-        self.bootstrap = self._run("start")
-
-    def _run(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(SCRIPT), *args, "--dir", self.directory], capture_output=True, text=True, timeout=180
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-
-    def stop(self) -> None:
-        self._run("stop")
-
-    def restart(self) -> None:
-        assert self._run("start", "--keep-data") == self.bootstrap
-
-
-@pytest.fixture
-def own_kafka() -> Iterator[LocalKafka]:
-    kafka = LocalKafka()
-    try:
-        yield kafka
-    finally:
-        subprocess.run([str(SCRIPT), "stop", "--dir", kafka.directory], capture_output=True)
 
 
 def test_a_20_second_broker_outage_is_ridden_out_exactly(
