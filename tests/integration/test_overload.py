@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +53,35 @@ def rss_mb(pid: int) -> float:
 async def offer(
     bootstrap: str, pool: list[tuple[str, bytes, bytes]], tag: bytes, rate: float, seconds: float
 ) -> int:
-    """Send fresh copies of the pool (new ids each pass) at `rate` events/s; returns how many."""
+    """Send fresh copies of the pool (new ids each pass) at `rate` events/s; returns how many.
+
+    Records go out as whole batches per partition (`send_batch`): one `send` per
+    record costs the test process too much CPU to reach twice the worker's rate on
+    the two cores it shares with the broker and the worker. A key always maps to
+    the same partition, so a ticket's events stay in order.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     sent = 0
     try:
+        partitions = {topic: len(await producer.partitions_for(topic)) for topic in {t for t, _, _ in pool}}
         start = time.monotonic()
         while (elapsed := time.monotonic() - start) < seconds:
             due = int(rate * min(elapsed + 0.1, seconds)) - sent
+            batches: dict[tuple[str, int], Any] = {}
             for _ in range(max(0, due)):
                 topic, key, value = pool[sent % len(pool)]
                 fresh = b"-%08x-" % (sent // len(pool) + 1)  # same length as the tag
-                await producer.send(topic, value.replace(tag, fresh), key=key.replace(tag, fresh))
+                key = key.replace(tag, fresh)
+                where = (topic, zlib.crc32(key) % partitions[topic])
+                batch = batches.get(where) or batches.setdefault(where, producer.create_batch())
+                if batch.append(key=key, value=value.replace(tag, fresh), timestamp=None) is None:
+                    await producer.send_batch(batch, topic, partition=where[1])
+                    batches[where] = batch = producer.create_batch()
+                    batch.append(key=key, value=value.replace(tag, fresh), timestamp=None)
                 sent += 1
+            for (topic, partition), batch in batches.items():
+                await producer.send_batch(batch, topic, partition=partition)
             await asyncio.sleep(max(0.0, start + elapsed + 0.1 - time.monotonic()))
         await producer.flush()
     finally:
@@ -129,7 +146,8 @@ def test_twice_the_throughput_for_a_minute_is_survived_and_drained(
             f" ({result['sent']:,} events); peak lag {peak_lag:,.0f}, drained {drained_in:.0f} s after;"
             f" RSS {rss_before:.0f} MB before, peak {peak_rss:.0f} MB"
         )
-    assert offered > throughput, "the offered load must exceed what the worker processes"
+    # Twice, within the pacing's slack (the producer shares two cores with the broker and the worker).
+    assert offered >= 1.8 * throughput, f"offered only {offered / throughput:.2f}x the worker's rate"
     assert peak_lag > 0, "the backlog must show as cx_consumer_lag"
     assert samples[-1][1] > samples[len(samples) // 4][1], "lag should grow while input outpaces the worker"
     assert peak_rss < RSS_LIMIT_MB, samples
