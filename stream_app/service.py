@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import faust
@@ -40,7 +39,7 @@ from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
-from stream_app.intake_stage import IntakeStage, partials_topic
+from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
 from stream_app.metrics import Instruments
 from stream_app.topics import partitions_of
 from stream_app.wallboard import (
@@ -60,11 +59,6 @@ METRICS_TOPIC = "cx.metrics"
 ALERTS_TOPIC = "cx.alerts"
 #: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
 HEARTBEAT_MS = 5_000
-EXPIRY_SWEEP_MS = 60_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -309,7 +303,7 @@ class CxService:
             self.last_sent[channel] = now
 
     async def _send_partials(self, ready: dict[str, ChannelPartial], now: int) -> None:
-        """Send partials and wait until the broker has them (see `_intake_batch`)."""
+        """Send (heartbeat) partials and wait until the broker has them."""
         deliveries = []
         for channel, partial in ready.items():
             self.last_sent[channel] = now

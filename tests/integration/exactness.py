@@ -47,7 +47,7 @@ def exactly_once() -> bool:
 
 
 def owns_channels(worker: WorkerProcess) -> bool:
-    return bool(orjson.loads(worker.get("/healthz"))["owned_channels"])
+    return bool(worker.owned_channels())
 
 
 @dataclass
@@ -88,9 +88,7 @@ def progress(workers: list[WorkerProcess], stream: Stream) -> int:
     that owns `all`. Only the owner counts: the others' /api/v1/scores shows what
     some worker on this broker last published to cx.metrics."""
     for worker in workers:
-        if worker.process is None or worker.process.poll() is not None:
-            continue
-        if ALL not in orjson.loads(worker.get("/healthz"))["owned_channels"]:
+        if not worker.running() or ALL not in worker.owned_channels():
             continue
         for snap in worker.scores(channel=ALL, window="24h"):
             volume = snap["volume"]
@@ -122,9 +120,9 @@ def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
     wanted = {*stream.channels, ALL}
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for worker in workers:
-        if worker.process is None or worker.process.poll() is not None:
+        if not worker.running():
             continue
-        owned = set(orjson.loads(worker.get("/healthz"))["owned_channels"]) & wanted
+        owned = worker.owned_channels() & wanted
         for snap in worker.scores():
             if snap["channel"] in owned:
                 found[(snap["channel"], snap["window"])] = snap

@@ -128,6 +128,17 @@ class WorkerProcess:
         result: list[dict[str, Any]] = orjson.loads(self.get(f"/api/v1/scores?{qs}"))
         return result
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def owned_channels(self) -> set[str]:
+        """The channels this worker owns now (its merge stage's partitions), from /healthz."""
+        return set(orjson.loads(self.get("/healthz"))["owned_channels"])
+
+    def lag(self) -> float:
+        """Input records not yet processed, summed over its `cx_consumer_lag` series."""
+        return sum(v for k, v in self.metrics().items() if k.startswith("cx_consumer_lag{"))
+
     def wait_until(self, predicate: Any, timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None

@@ -269,11 +269,6 @@ def record_mix(draw: st.DrawFn) -> list[tuple[str, bytes | None, bytes | None]]:
     return records
 
 
-def lag(worker: WorkerProcess) -> float:
-    samples = worker.metrics()
-    return sum(v for k, v in samples.items() if k.startswith("cx_consumer_lag{"))
-
-
 @pytest.mark.fault
 @settings(
     max_examples=int(os.environ.get("CX_FUZZ_EXAMPLES", "5")),
@@ -290,7 +285,7 @@ def test_arbitrary_input_is_accounted_for_record_by_record(
 ) -> None:
     """accepted + duplicate + dead-lettered = produced, per topic and outcome exactly as
     the pure core decides, each dead letter with the core's reason; the worker lives."""
-    worker.wait_until(lambda: lag(worker) == 0, 120, "the shared worker to catch up before the example")
+    worker.wait_until(lambda: worker.lag() == 0, 120, "the shared worker to catch up before the example")
     before = outcome_counts(worker)
     dead_from = asyncio.run(end_offsets(bootstrap, "cx.deadletter"))
     now = int(time.time() * 1000)
@@ -314,7 +309,7 @@ def test_arbitrary_input_is_accounted_for_record_by_record(
         return {k: after[k] - before[k] for k in after}
 
     worker.wait_until(lambda: sum(delta().values()) >= len(records), 60, "every record accounted for")
-    worker.wait_until(lambda: lag(worker) == 0, 60, "the worker to catch up")
+    worker.wait_until(lambda: worker.lag() == 0, 60, "the worker to catch up")
     found = delta()
     assert sum(found.values()) == len(records)
     assert {k: v for k, v in found.items() if v} == {k: float(v) for k, v in reference.outcomes.items() if v}

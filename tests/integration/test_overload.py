@@ -16,12 +16,12 @@ import re
 import threading
 import time
 import zlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from stream_app.bench import rss_bytes
 from tests.integration.exactness import bench_stream
 from tests.integration.harness import RUN, LocalKafka, WorkerProcess, produce, run_sync
 
@@ -33,21 +33,13 @@ POOL = 50_000
 RSS_LIMIT_MB = 700
 
 
-def lag(worker: WorkerProcess) -> float:
-    text = worker.get("/metrics").decode()
-    return sum(float(v) for v in re.findall(r"^cx_consumer_lag\{[^}]*\} (\S+)$", text, re.M))
-
-
 def counted(worker: WorkerProcess) -> float:
-    text = worker.get("/metrics").decode()
-    return sum(float(v) for v in re.findall(r"^cx_events_total\{[^}]*\} (\S+)$", text, re.M))
+    """Input records the worker has handled, whatever their outcome."""
+    return sum(v for k, v in worker.metrics().items() if k.startswith("cx_events_total{"))
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_bytes(pid) / 2**20
 
 
 async def offer(
@@ -113,7 +105,7 @@ def test_twice_the_throughput_for_a_minute_is_survived_and_drained(
         first = worker.wait_until(
             lambda: (c := counted(worker)) and (time.monotonic(), c), 300, "a first event"
         )
-        worker.wait_until(lambda: lag(worker) == 0 and counted(worker) >= POOL, 300, "the backlog drained")
+        worker.wait_until(lambda: worker.lag() == 0 and counted(worker) >= POOL, 300, "the backlog drained")
         throughput = (counted(worker) - first[1]) / (time.monotonic() - first[0])
         assert worker.process is not None
         rss_before = rss_mb(worker.process.pid)
@@ -128,12 +120,12 @@ def test_twice_the_throughput_for_a_minute_is_survived_and_drained(
         begin = time.monotonic()
         producer.start()
         while producer.is_alive():
-            samples.append((time.monotonic() - begin, lag(worker), rss_mb(worker.process.pid)))
+            samples.append((time.monotonic() - begin, worker.lag(), rss_mb(worker.process.pid)))
             time.sleep(1)
         producer.join()
         offered = result["sent"] / (time.monotonic() - begin)
         drain_start = time.monotonic()
-        worker.wait_until(lambda: lag(worker) == 0, 600, "the overload backlog to drain")
+        worker.wait_until(lambda: worker.lag() == 0, 600, "the overload backlog to drain")
         drained_in = time.monotonic() - drain_start
         assert worker.process.poll() is None
         peak_rss = max(rss for _, _, rss in samples)
