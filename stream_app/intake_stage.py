@@ -76,6 +76,9 @@ class Folded:
     rejected: list[tuple[str, Any, Rejected]] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: kind → contacts closed without their start / open state dropped by the TTL
+    incomplete: dict[str, int] = field(default_factory=dict)
+    open_expired: dict[str, int] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
         return not (self.partials or self.rejected or self.offsets or any(self.changes.values()))
@@ -96,10 +99,8 @@ class IntakeStage:
         self.instruments = instruments
         self.on_sent = on_sent
         self.transactional = settings.guarantee == "exactly_once"
-        retention, ttl = intake.timeline.retention_ms, settings.open_state_ttl_ms
         self.stores = {
-            kind: StateStore(partial(lifecycle.expires_at, kind, retention_ms=retention, open_ttl_ms=ttl))
-            for kind in KINDS
+            kind: StateStore(partial(lifecycle.expires_at, kind, keep=intake.keep)) for kind in KINDS
         }
         #: Last offset folded per input partition (for the lag metric).
         self.handled: dict[tuple[str, int], int] = {}
@@ -251,13 +252,15 @@ class IntakeStage:
         counts = folded.counts
         for tp, messages in records.items():
             topic = tp.topic
-            view = batches[INPUTS[topic][1]].view(tp.partition)
-            accepted = duplicates = 0
+            kind = INPUTS[topic][1]
+            view = batches[kind].view(tp.partition)
+            accepted = duplicates = incomplete = 0
             for message in messages:
                 outcome = process(topic, message.value, now, view)
                 if type(outcome) is Accepted:
                     add(outcome.delta)
                     accepted += 1
+                    incomplete += outcome.incomplete
                 elif type(outcome) is Rejected:
                     folded.rejected.append((topic, message, outcome))
                 else:
@@ -265,10 +268,12 @@ class IntakeStage:
             folded.offsets[tp] = messages[-1].offset + 1
             counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + accepted
             counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + duplicates
+            if incomplete:
+                folded.incomplete[kind] = folded.incomplete.get(kind, 0) + incomplete
         if sweep:
             self.last_sweep = now
             for kind, batch in batches.items():
-                self._expire(kind, batch, now, partials)
+                self._expire(kind, batch, now, partials, folded)
         folded.partials = partials.drain()
         for kind, batch in batches.items():
             changes = folded.changes[kind] = batch.changes()
@@ -324,29 +329,34 @@ class IntakeStage:
         for tp, next_offset in folded.offsets.items():
             self.handled[(tp.topic, tp.partition)] = next_offset - 1
         self.on_sent(folded.partials, folded.now)
-        self._count(folded.counts, folded.rejected, len(folded.partials))
+        self._count(folded)
 
-    def _expire(self, kind: str, batch: Batch, now: int, partials: Partials) -> None:
-        """Drop state past its deadline (closed work after retention, open work after
-        STREAM_APP_OPEN_STATE_TTL), retracting what it still adds to the backlog."""
-        ttl = self.settings.open_state_ttl_ms
+    def _expire(self, kind: str, batch: Batch, now: int, partials: Partials, folded: Folded) -> None:
+        """Drop state past its deadline (`lifecycle.Keep`: closed work after retention
+        and the reopen window, open work after STREAM_APP_OPEN_STATE_TTL), retracting
+        what it still adds to the backlog and counting the open ones dropped."""
         for partition, keys in batch.store.due(now).items():
-            _, retract = self.intake.expire_keys(kind, batch.view(partition), keys, now, ttl)
+            _, retract, still_open = self.intake.expire_keys(kind, batch.view(partition), keys, now)
             partials.add(retract)
+            if still_open:
+                folded.open_expired[kind] = folded.open_expired.get(kind, 0) + still_open
 
-    def _count(
-        self, counts: dict[tuple[str, str], int], rejected: list[tuple[str, Any, Rejected]], partials: int
-    ) -> None:
-        events = self.instruments.events
-        for (topic, outcome), n in counts.items():
+    def _count(self, folded: Folded) -> None:
+        """Counters move only once the batch is committed."""
+        instruments = self.instruments
+        for (topic, outcome), n in folded.counts.items():
             if n:
-                events.labels(topic, outcome).inc(n)
-        for topic, _, why in rejected:
-            events.labels(topic, "dead_letter").inc()
-            self.instruments.dead_letters.labels(topic, why.reason).inc()
+                instruments.events.labels(topic, outcome).inc(n)
+        for topic, _, why in folded.rejected:
+            instruments.events.labels(topic, "dead_letter").inc()
+            instruments.dead_letters.labels(topic, why.reason).inc()
             log.debug("dead-letter %s %s: %s", topic, why.reason, why.detail)
-        if partials:
-            self.instruments.partials.inc(partials)
+        for kind, n in folded.incomplete.items():
+            instruments.incomplete.labels(kind).inc(n)
+        for kind, n in folded.open_expired.items():
+            instruments.open_expired.labels(kind).inc(n)
+        if folded.partials:
+            instruments.partials.inc(len(folded.partials))
 
     # --- state restore ----------------------------------------------------------------
 

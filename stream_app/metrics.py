@@ -157,6 +157,23 @@ class Instruments:
         self.partials = Counter(
             "cx_partials", "Per-channel partial aggregates flushed to the merge stage", registry=self.registry
         )
+        self.incomplete = Counter(
+            "cx_incomplete_contacts",
+            "Tickets/chats closed whose start (ticket.created / chat.started) was never seen;"
+            " left out of FCR, first response, resolution and SLA",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.open_expired = Counter(
+            "cx_open_state_expired",
+            "Open tickets/chats dropped after STREAM_APP_OPEN_STATE_TTL without an event"
+            " (they leave the backlog)",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("ticket", "chat"):
+            self.incomplete.labels(kind)
+            self.open_expired.labels(kind)
         self.registry.register(ScoreCollector(source))
         if lag is not None:
             self.registry.register(LagCollector(lag))

@@ -96,7 +96,11 @@ class CxService:
         self.settings = settings
         self.timeline = settings.timeline()
         self.intake = Intake(
-            Schemas(), frozenset(settings.channels), self.timeline, settings.lifecycle_rules()
+            Schemas(),
+            frozenset(settings.channels),
+            self.timeline,
+            settings.lifecycle_rules(),
+            settings.open_state_ttl_ms,
         )
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         #: (channel, window) → (snapshot from cx.metrics, its `as_of` in ms, parsed once).

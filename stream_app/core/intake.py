@@ -20,8 +20,8 @@ from jsonschema.exceptions import best_match
 from stream_app.core import lifecycle
 from stream_app.core.aggregate import Fact, fact_delta
 from stream_app.core.formulas import SCALES, score_range
-from stream_app.core.lifecycle import LifecycleRules, State
-from stream_app.core.timeutil import parse_rfc3339_ms
+from stream_app.core.lifecycle import Keep, LifecycleRules, State
+from stream_app.core.timeutil import DAY_MS, parse_rfc3339_ms
 from stream_app.core.windows import Timeline
 
 #: input topic → (schema name, entity kind, id field)
@@ -100,9 +100,14 @@ class Rejected:
 
 @dataclass
 class Accepted:
-    """An applied event and the signed facts it changed (may be empty)."""
+    """An applied event and the signed facts it changed (may be empty).
+
+    incomplete: this event closed a ticket/chat whose start was never seen
+    (counted in `cx_incomplete_contacts_total`; it gives no windowed figure).
+    """
 
     delta: list[tuple[Fact, int]] = field(default_factory=list)
+    incomplete: bool = False
 
 
 DUPLICATE = "duplicate"
@@ -123,11 +128,13 @@ class Intake:
         channels: frozenset[str],
         timeline: Timeline,
         rules: LifecycleRules,
+        open_ttl_ms: int = 30 * DAY_MS,
     ) -> None:
         self.schemas = schemas
         self.channels = channels
         self.timeline = timeline
         self.rules = rules
+        self.keep = Keep.of(timeline.retention_ms, rules, open_ttl_ms)
 
     def decode(self, topic: str, raw: bytes | None, now_ms: int) -> Decoded | Rejected:
         schema_name, _, id_field = INPUTS[topic]
@@ -157,30 +164,46 @@ class Intake:
                     f"{survey} score {event['score']} outside {low}-{high} (scale {scale})",
                 )
         late = self.timeline.lateness(at_ms, now_ms)
+        if late == "too_late" and schema_name != "survey":
+            # A ticket/chat event older than the windows still updates its state
+            # (backlog, reopen revocation); only its window contributions go (SPEC §3).
+            late = None
         if late is not None:
             return Rejected(late, f"occurred_at {event['occurred_at']} is {_lateness_text(late)}")
         return Decoded(event, at_ms, str(event[id_field]))
 
-    def apply(self, topic: str, decoded: Decoded, store: MutableMapping[str, State]) -> Outcome:
-        """Fold a valid event into its entity's state in `store`; return the fact delta."""
+    def apply(self, topic: str, decoded: Decoded, store: MutableMapping[str, State], now_ms: int) -> Outcome:
+        """Fold a valid event into its entity's state in `store`; return the fact delta.
+
+        Facts in buckets older than retention (`now_ms`) are left out of the delta:
+        no window holds them any more.
+        """
         _, kind, _ = INPUTS[topic]
         event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
+        state = store.get(key) or {}
         if kind == "survey":
-            if key in store:
-                return DUPLICATE
-            store[key] = {"lt": at_ms}
             survey = event["survey"]
             scale = int(event.get("scale") or SCALES[survey][0])
-            return Accepted([(lifecycle.survey_fact(event, at_ms, scale), 1)])
-        state = store.get(key) or {}
+            before = lifecycle.survey_facts(state)
+            if not lifecycle.apply_survey_version(state, lifecycle.survey_version(event, at_ms, scale)):
+                return DUPLICATE
+            store[key] = state
+            return Accepted(self._held(fact_delta(before, lifecycle.survey_facts(state)), now_ms))
         facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
         fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
         before = facts(state, self.rules) if state else []
+        was_incomplete = lifecycle.incomplete(kind, state)
         if not fold(state, event, at_ms):
             return DUPLICATE
         after = facts(state, self.rules)
         store[key] = state
-        return Accepted(fact_delta(before, after))
+        became_incomplete = not was_incomplete and lifecycle.incomplete(kind, state)
+        return Accepted(self._held(fact_delta(before, after), now_ms), became_incomplete)
+
+    def _held(self, delta: list[tuple[Fact, int]], now_ms: int) -> list[tuple[Fact, int]]:
+        """The delta without facts in buckets retention no longer holds (backlog facts stay)."""
+        oldest = self.timeline.oldest_bucket(now_ms)
+        return [item for item in delta if item[0][1] >= oldest or item[0][2] == "open"]
 
     def process(
         self, topic: str, raw: bytes | None, now_ms: int, store: MutableMapping[str, State]
@@ -191,41 +214,40 @@ class Intake:
             return Rejected("schema", "(root): nested too deeply to validate")
         if isinstance(decoded, Rejected):
             return decoded
-        return self.apply(topic, decoded, store)
+        return self.apply(topic, decoded, store, now_ms)
 
     def expire(
-        self, kind: str, store: MutableMapping[str, State], now_ms: int, open_ttl_ms: int
-    ) -> tuple[list[str], list[tuple[Fact, int]]]:
-        """Drop finished (or abandoned) state; returns the keys and the backlog facts to retract.
-
-        Only the non-windowed `open` fact is retracted: windowed facts stay in their
-        buckets, which age out on their own.
-        """
-        return self.expire_keys(kind, store, list(store), now_ms, open_ttl_ms)
+        self, kind: str, store: MutableMapping[str, State], now_ms: int
+    ) -> tuple[list[str], list[tuple[Fact, int]], int]:
+        """Drop finished (or abandoned) state; see `expire_keys`."""
+        return self.expire_keys(kind, store, list(store), now_ms)
 
     def expire_keys(
-        self,
-        kind: str,
-        store: MutableMapping[str, State],
-        keys: list[str],
-        now_ms: int,
-        open_ttl_ms: int,
-    ) -> tuple[list[str], list[tuple[Fact, int]]]:
-        """`expire` for the given keys only (those an expiry index says are due)."""
-        retention = self.timeline.retention_ms
+        self, kind: str, store: MutableMapping[str, State], keys: list[str], now_ms: int
+    ) -> tuple[list[str], list[tuple[Fact, int]], int]:
+        """Drop the given keys' state where it is past its deadline (`Keep`).
+
+        Returns the keys dropped, the backlog facts to retract (only the
+        non-windowed `open` fact: windowed facts stay in their buckets, which age
+        out on their own) and how many of the dropped were still open (the open
+        safety TTL ran out: counted, never silent).
+        """
         gone: list[str] = []
         retract: list[tuple[Fact, int]] = []
+        still_open = 0
         for key in keys:
             state = store.get(key)
-            if state is not None and lifecycle.expired(kind, state, now_ms, retention, open_ttl_ms):
+            if state is not None and lifecycle.expired(kind, state, now_ms, self.keep):
                 gone.append(key)
+                if lifecycle.is_open(kind, state):
+                    still_open += 1
                 if kind == "ticket" and lifecycle.ticket_is_open(state):
                     retract.extend(
                         (f, -1) for f in lifecycle.ticket_facts(state, self.rules) if f[2] == "open"
                     )
         for key in gone:
             del store[key]
-        return gone, retract
+        return gone, retract, still_open
 
 
 def _lateness_text(reason: str) -> str:

@@ -1,14 +1,22 @@
 """Ticket, chat and survey state machines.
 
-Each entity's state is a JSON-compatible dict built only from order-free
-summaries of its events (minimums, maximums, sets), and its metric facts are
-a pure function of that state. The caller applies `facts(after) − facts(before)`
-to the buckets, so any arrival order of the same events yields the same
-buckets, and a replayed `event_id` changes nothing.
+Each entity's state is a small JSON-compatible dict built only from order-free,
+idempotent summaries of its events (minimums, maximums, the two earliest
+replies, a bounded set of reopen times). Its metric facts are a pure function
+of that state; the caller applies `facts(after) − facts(before)` to the
+buckets. So any arrival order of the same events yields the same buckets, a
+replayed event changes nothing even when it is no longer recognised by its
+`event_id`, and the state's size does not grow with the number of events.
+
+Missing history is never credited (SPEC §4 FCR): a ticket whose
+`ticket.created` (a chat whose `chat.started`) was not seen contributes no
+windowed figure at all, only its place in the backlog; `incomplete` tells the
+caller to count it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +26,13 @@ from stream_app.core.timeutil import DAY_MS
 
 State = dict[str, Any]
 
+#: Event ids remembered per entity (as 53-bit hashes) to label replays `duplicate`.
+#: Older replays are still harmless: folding an event twice leaves the state as it was.
+RECENT_IDS = 8
+#: Reopen times kept per ticket: the earliest ones (they decide FCR revocation)
+#: and the latest (it decides whether the ticket is open).
+KEPT_REOPENS = 8
+
 
 @dataclass(frozen=True)
 class LifecycleRules:
@@ -25,8 +40,13 @@ class LifecycleRules:
     fcr_reopen_ms: int = 7 * DAY_MS
 
 
+def event_hash(event_id: str) -> int:
+    """A stable 53-bit hash of an event id (same in every process; fits a JSON number)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big") >> 11
+
+
 def _earliest(current: list[Any] | None, candidate: list[Any]) -> list[Any]:
-    """Keep the smaller (time, event_id, ...) record: deterministic on ties."""
+    """Keep the smaller (time, event hash, ...) record: deterministic on ties."""
     if current is None or candidate[:2] < current[:2]:
         return candidate
     return current
@@ -36,78 +56,101 @@ def _min(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
 
 
-def _remember(state: State, event: dict[str, Any], at_ms: int) -> bool:
-    """Record what every event tells (id, last activity, earliest sighting).
+def _remember(state: State, event: dict[str, Any], at_ms: int, start_field: str) -> int | None:
+    """Record what every event tells (recent id, last activity, earliest sighting).
 
-    False when this event_id was already applied: the state is left untouched.
+    Returns the event's hash, or None when it is one of the recently applied
+    events (a replay): the state is then left untouched.
     """
-    seen: list[str] = state.setdefault("ids", [])
-    if event["event_id"] in seen:
-        return False
-    seen.append(event["event_id"])
+    digest = event_hash(event["event_id"])
+    recent: list[int] = state.setdefault("d", [])
+    if digest in recent:
+        return None
+    recent.append(digest)
+    if len(recent) > RECENT_IDS:
+        del recent[0]
     state["lt"] = max(state.get("lt", at_ms), at_ms)
-    state["f"] = _earliest(state.get("f"), [at_ms, event["event_id"], event["channel"]])
-    return True
+    if start_field not in state:  # the channel of a contact whose start was not seen
+        state["f"] = _earliest(state.get("f"), [at_ms, digest, event["channel"]])
+    return digest
+
+
+def _started(state: State, key: str, record: list[Any]) -> None:
+    state[key] = _earliest(state.get(key), record)
+    state.pop("f", None)
+
+
+def _channel(state: State, start: list[Any] | None) -> str:
+    return str(start[2] if start else state["f"][2])
 
 
 # --- tickets -----------------------------------------------------------------
 
 
 def apply_ticket_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
-    """Fold one ticket event into its state. False means a duplicate."""
-    if not _remember(state, event, at_ms):
+    """Fold one ticket event into its state. False means a recognised replay."""
+    digest = _remember(state, event, at_ms, "cr")
+    if digest is None:
         return False
     kind = event["event_type"]
     if kind == "ticket.created":
-        record = [at_ms, event["event_id"], event["channel"], event.get("priority") or "normal"]
-        state["cr"] = _earliest(state.get("cr"), record)
+        _started(state, "cr", [at_ms, digest, event["channel"], event.get("priority") or "normal"])
     elif kind == "ticket.agent_replied":
-        state["rp"] = sorted([*state.get("rp", []), at_ms])[:2]
+        # The two earliest distinct replies, flat: [t1, h1, t2, h2].
+        flat: list[int] = state.get("rp", [])
+        replies = {(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)}
+        replies.add((at_ms, digest))
+        state["rp"] = [x for reply in sorted(replies)[:2] for x in reply]
     elif kind == "ticket.customer_replied":
         state["cu"] = _min(state.get("cu"), at_ms)
     elif kind == "ticket.resolved":
         first, last = state.get("rs") or (at_ms, at_ms)
         state["rs"] = [min(first, at_ms), max(last, at_ms)]
     elif kind == "ticket.reopened":
-        state["ro"] = sorted([*state.get("ro", []), at_ms])
+        times = sorted({*state.get("ro", []), at_ms})
+        if len(times) > KEPT_REOPENS:
+            times = [*times[: KEPT_REOPENS - 1], times[-1]]
+        state["ro"] = times
     return True
 
 
 def ticket_is_open(state: State) -> bool:
-    """Open when its latest creation/reopen is later than its latest resolution."""
-    opened = ([state["cr"][0]] if state.get("cr") else []) + state.get("ro", [])[-1:]
-    if not opened:
+    """Open once created (or reopened) until resolved, and again when reopened
+    after its latest resolution. A creation stamped after the resolution (clock
+    skew between systems) does not reopen it."""
+    if "cr" not in state and "ro" not in state:
         return False
     resolved = state.get("rs")
-    return resolved is None or max(opened) > resolved[1]
+    reopens: list[int] = state.get("ro", [])
+    return resolved is None or (bool(reopens) and reopens[-1] > resolved[1])
 
 
 def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     created = state.get("cr")
-    channel: str = created[2] if created else state["f"][2]
-    priority: str = created[3] if created else "normal"
+    channel = _channel(state, created)
     facts: list[Fact] = []
-    replies: list[int] = state.get("rp", [])
-    resolved = state.get("rs")
     if created:
-        t0 = created[0]
+        t0, priority = created[0], created[3]
+        flat: list[int] = state.get("rp", [])
+        replies = flat[0::2]
+        resolved = state.get("rs")
         facts.append((channel, t0, "ticket_created", 0, 0))
         if replies:
             ms = max(0, replies[0] - t0)
             ok = ms <= rules.sla.target_ms("first_response", channel, priority)
             facts.append((channel, replies[0], "first_response", ms, int(ok)))
         if resolved:
-            ms = max(0, resolved[0] - t0)
+            first_resolved = resolved[0]
+            ms = max(0, first_resolved - t0)
             ok = ms <= rules.sla.target_ms("resolution", channel, priority)
-            facts.append((channel, resolved[0], "resolution", ms, int(ok)))
-    if resolved:
-        first_resolved = resolved[0]
-        agent_replies_before = sum(1 for t in replies if t <= first_resolved)
-        customer = state.get("cu")
-        followed_up = customer is not None and customer < first_resolved
-        revoked = any(first_resolved < t <= first_resolved + rules.fcr_reopen_ms for t in state.get("ro", []))
-        first_contact = agent_replies_before <= 1 and not followed_up and not revoked
-        facts.append((channel, first_resolved, "resolved_contact", 0, int(first_contact)))
+            facts.append((channel, first_resolved, "resolution", ms, int(ok)))
+            agent_replies_before = sum(1 for t in replies if t <= first_resolved)
+            customer = state.get("cu")
+            followed_up = customer is not None and customer < first_resolved
+            limit = first_resolved + rules.fcr_reopen_ms
+            revoked = any(first_resolved < t <= limit for t in state.get("ro", []))
+            first_contact = agent_replies_before <= 1 and not followed_up and not revoked
+            facts.append((channel, first_resolved, "resolved_contact", 0, int(first_contact)))
     if ticket_is_open(state):
         facts.append((channel, 0, "open", 0, 0))
     return facts
@@ -117,12 +160,13 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
 
 
 def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
-    """Fold one chat event into its state. False means a duplicate."""
-    if not _remember(state, event, at_ms):
+    """Fold one chat event into its state. False means a recognised replay."""
+    digest = _remember(state, event, at_ms, "st")
+    if digest is None:
         return False
     kind = event["event_type"]
     if kind == "chat.started":
-        state["st"] = _earliest(state.get("st"), [at_ms, event["event_id"], event["channel"]])
+        _started(state, "st", [at_ms, digest, event["channel"]])
     elif kind == "chat.agent_joined":
         state["jn"] = _min(state.get("jn"), at_ms)
     elif kind == "chat.message" and event.get("sender") == "agent":
@@ -130,28 +174,27 @@ def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
     elif kind == "chat.transferred":
         state["tr"] = True
     elif kind == "chat.ended":
-        record = [at_ms, event["event_id"], bool(event.get("resolved", False))]
-        state["en"] = _earliest(state.get("en"), record)
+        state["en"] = _earliest(state.get("en"), [at_ms, digest, bool(event.get("resolved", False))])
     return True
 
 
 def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     started = state.get("st")
-    channel: str = started[2] if started else state["f"][2]
+    if not started:  # missing history: no wait, abandonment or FCR figure
+        return []
+    channel = _channel(state, started)
     joined: int | None = state.get("jn")
     agent_message: int | None = state.get("am")
     # An agent's message proves an agent joined, even if the platform sent no join event.
     agent_in = min((t for t in (joined, agent_message) if t is not None), default=None)
-    facts: list[Fact] = []
-    if started:
-        t0 = started[0]
-        facts.append((channel, t0, "chat_started", 0, 0))
-        if agent_message is not None:
-            ms = max(0, agent_message - t0)
-            ok = ms <= rules.sla.target_ms("first_response", channel, "normal")
-            facts.append((channel, agent_message, "first_response", ms, int(ok)))
-        if agent_in is not None:
-            facts.append((channel, agent_in, "chat_wait", max(0, agent_in - t0), 0))
+    t0 = started[0]
+    facts: list[Fact] = [(channel, t0, "chat_started", 0, 0)]
+    if agent_message is not None:
+        ms = max(0, agent_message - t0)
+        ok = ms <= rules.sla.target_ms("first_response", channel, "normal")
+        facts.append((channel, agent_message, "first_response", ms, int(ok)))
+    if agent_in is not None:
+        facts.append((channel, agent_in, "chat_wait", max(0, agent_in - t0), 0))
     ended = state.get("en")
     if ended:
         abandoned = agent_in is None or agent_in > ended[0]
@@ -162,32 +205,89 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     return facts
 
 
+def incomplete(kind: str, state: State) -> bool:
+    """Closed, but its start was never seen: left out of every windowed figure."""
+    if kind == "ticket":
+        return "rs" in state and "cr" not in state
+    if kind == "chat":
+        return "en" in state and "st" not in state
+    return False
+
+
 # --- surveys -----------------------------------------------------------------
 
 
-def survey_fact(event: dict[str, Any], at_ms: int, scale: int) -> Fact:
-    return (event["channel"], at_ms, event["survey"], int(event["score"]), scale)
+def survey_version(event: dict[str, Any], at_ms: int, scale: int) -> list[Any]:
+    """One version of a response: [time, event_id, channel, survey, score, scale]."""
+    return [at_ms, event["event_id"], event["channel"], event["survey"], int(event["score"]), scale]
+
+
+def apply_survey_version(state: State, version: list[Any]) -> bool:
+    """Keep the version with the latest occurred_at, ties to the greatest event_id
+    (SPEC §3 re-rating), whatever the arrival order. False when this very version
+    was already applied (a replay)."""
+    digest = event_hash(version[1])
+    recent: list[int] = state.setdefault("d", [])
+    if digest in recent:
+        return False
+    recent.append(digest)
+    if len(recent) > RECENT_IDS:
+        del recent[0]
+    current: list[Any] | None = state.get("v")
+    state["lt"] = max(state.get("lt", version[0]), version[0])
+    if current is None or version[:2] > current[:2]:
+        state["v"] = version
+    return True
+
+
+def survey_facts(state: State) -> list[Fact]:
+    version = state.get("v")
+    if not version:
+        return []
+    at_ms, _, channel, survey, score, scale = version
+    return [(channel, at_ms, survey, score, scale)]
 
 
 # --- expiry ------------------------------------------------------------------
 
 
-def is_closed(kind: str, state: State) -> bool:
+@dataclass(frozen=True)
+class Keep:
+    """How long state is held after its last event (event-time ms).
+
+    closed_ms: closed tickets/chats, at least the window retention (late events
+      still land) and the FCR reopen window (a reopen still revokes the credit);
+    open_ms: open tickets/chats, a safety TTL (each drop is counted by the caller);
+    survey_ms: survey responses, the window retention (a re-rating or replay
+      older than that is dead-lettered `too_late`).
+    """
+
+    closed_ms: int
+    open_ms: int
+    survey_ms: int
+
+    @classmethod
+    def of(cls, retention_ms: int, rules: LifecycleRules, open_ttl_ms: int) -> Keep:
+        return cls(max(retention_ms, rules.fcr_reopen_ms), max(open_ttl_ms, retention_ms), retention_ms)
+
+
+def is_open(kind: str, state: State) -> bool:
     if kind == "ticket":
-        return state.get("rs") is not None and not ticket_is_open(state)
+        return ticket_is_open(state)
     if kind == "chat":
-        return state.get("en") is not None
-    return True
+        return state.get("en") is None
+    return False
 
 
-def expires_at(kind: str, state: State, retention_ms: int, open_ttl_ms: int) -> int | None:
-    """When the state may go: closed work is kept for retention (late events still
-    land), open work for open_ttl after its last event. None: no event time yet."""
+def expires_at(kind: str, state: State, keep: Keep) -> int | None:
+    """When the state may go (event-time ms); None: no event time yet."""
     if "lt" not in state:
         return None
-    return int(state["lt"]) + (retention_ms if is_closed(kind, state) else open_ttl_ms)
+    if kind == "survey":
+        return int(state["lt"]) + keep.survey_ms
+    return int(state["lt"]) + (keep.open_ms if is_open(kind, state) else keep.closed_ms)
 
 
-def expired(kind: str, state: State, now_ms: int, retention_ms: int, open_ttl_ms: int) -> bool:
-    deadline = expires_at(kind, state, retention_ms, open_ttl_ms)
+def expired(kind: str, state: State, now_ms: int, keep: Keep) -> bool:
+    deadline = expires_at(kind, state, keep)
     return deadline is not None and now_ms > deadline

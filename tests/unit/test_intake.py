@@ -34,7 +34,7 @@ def reason(intake: Intake, topic: str, raw: bytes | None) -> str | None:
         ("cx.surveys", encode(survey("ces", 6, NOW, scale=5)), "score_out_of_range"),
         ("cx.surveys", encode(survey("csat", 3, NOW, scale=7)), "schema"),
         ("cx.surveys", encode(survey("csat", 4.5, NOW)), "schema"),
-        ("cx.tickets", encode(event("ticket.created", NOW - 26 * HOUR_MS, ticket_id="t")), "too_late"),
+        ("cx.surveys", encode(survey("csat", 5, NOW - 26 * HOUR_MS)), "too_late"),
         ("cx.tickets", encode(event("ticket.created", NOW + 6 * MINUTE_MS, ticket_id="t")), "from_future"),
     ],
 )
@@ -56,9 +56,12 @@ def test_extra_fields_are_accepted(intake: Intake) -> None:
 def test_survey_counted_once_per_response_id(intake: Intake) -> None:
     store: dict = {}
     first = survey("csat", 5, NOW, response_id="r1")
-    again = survey("csat", 5, NOW, response_id="r1")  # new event_id, same response
     assert isinstance(intake.process("cx.surveys", encode(first), NOW, store), Accepted)
-    assert intake.process("cx.surveys", encode(again), NOW, store) == DUPLICATE
+    assert intake.process("cx.surveys", encode(first), NOW, store) == DUPLICATE
+    # the same response again under a new event_id is a version of it, not a second response
+    again = survey("csat", 5, NOW, response_id="r1")
+    outcome = intake.process("cx.surveys", encode(again), NOW, store)
+    assert isinstance(outcome, Accepted) and sum(sign for _, sign in outcome.delta) == 0
 
 
 def test_ticket_replay_is_duplicate_and_changes_nothing(intake: Intake) -> None:
@@ -87,8 +90,9 @@ def test_out_of_order_reply_retracts_previous_first_response(intake: Intake) -> 
 def test_expire_retracts_backlog_of_abandoned_open_tickets(intake: Intake) -> None:
     store: dict = {}
     intake.process("cx.tickets", encode(event("ticket.created", NOW, ticket_id="t1")), NOW, store)
-    gone, retract = intake.expire("ticket", store, NOW + 31 * 24 * HOUR_MS, open_ttl_ms=30 * 24 * HOUR_MS)
-    assert gone == ["t1"] and not store
+    assert intake.expire("ticket", store, NOW + 30 * 24 * HOUR_MS)[0] == []  # the TTL is 30 days
+    gone, retract, still_open = intake.expire("ticket", store, NOW + 31 * 24 * HOUR_MS)
+    assert gone == ["t1"] and not store and still_open == 1
     assert [(f[2], s) for f, s in retract] == [("open", -1)]
 
 

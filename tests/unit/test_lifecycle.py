@@ -4,11 +4,13 @@ from typing import Any
 
 from stream_app.core.aggregate import Fact
 from stream_app.core.lifecycle import (
+    Keep,
     LifecycleRules,
     apply_chat_event,
     apply_ticket_event,
     chat_facts,
     expired,
+    expires_at,
     ticket_facts,
     ticket_is_open,
 )
@@ -148,22 +150,24 @@ def test_chat_transfer_loses_first_contact() -> None:
     assert kinds(chat_facts(state, RULES), "resolved_contact")[0][4] == 0
 
 
-def test_expiry_keeps_open_work_and_drops_closed_after_retention() -> None:
+def test_expiry_keeps_open_work_and_drops_closed_after_retention_and_reopen_window() -> None:
     closed = ticket(("ticket.created", T0), ("ticket.resolved", T0 + 1))
     still_open = ticket(("ticket.created", T0))
-    later = T0 + 2 * DAY_MS
-    assert expired("ticket", closed, later, retention_ms=DAY_MS, open_ttl_ms=30 * DAY_MS)
-    assert not expired("ticket", still_open, later, retention_ms=DAY_MS, open_ttl_ms=30 * DAY_MS)
-    assert not expired("ticket", closed, T0 + HOUR_MS, retention_ms=DAY_MS, open_ttl_ms=30 * DAY_MS)
+    keep = Keep.of(DAY_MS, RULES, 30 * DAY_MS)  # closed work: max(retention, 7-day reopen window)
+    assert not expired("ticket", closed, T0 + 2 * DAY_MS, keep)
+    assert not expired("ticket", closed, T0 + 1 + 7 * DAY_MS, keep)
+    assert expired("ticket", closed, T0 + 2 + 7 * DAY_MS, keep)
+    assert not expired("ticket", still_open, T0 + 8 * DAY_MS, keep)
+    assert expired("ticket", still_open, T0 + 31 * DAY_MS, keep)
 
 
 def test_expiry_deadline_matches_expired() -> None:
-    from stream_app.core.lifecycle import expired, expires_at
-
-    answered = {"lt": 1_000}  # a survey response is closed at once: kept for retention
-    assert expires_at("survey", answered, 100, 10_000) == 1_100
-    assert not expired("survey", answered, 1_100, 100, 10_000)
-    assert expired("survey", answered, 1_101, 100, 10_000)
-    open_ticket = {"lt": 1_000}  # never resolved: kept for the open-state TTL
-    assert expires_at("ticket", open_ticket, 100, 10_000) == 11_000
-    assert expires_at("ticket", {}, 100, 10_000) is None
+    keep = Keep(closed_ms=500, open_ms=10_000, survey_ms=100)
+    answered = {"lt": 1_000}  # a survey response is kept for retention
+    assert expires_at("survey", answered, keep) == 1_100
+    assert not expired("survey", answered, 1_100, keep)
+    assert expired("survey", answered, 1_101, keep)
+    open_ticket = {"lt": 1_000, "cr": [1_000, 1, "email", "normal"]}  # never resolved: the open TTL
+    assert expires_at("ticket", open_ticket, keep) == 11_000
+    assert expires_at("ticket", {"lt": 1_000, "rs": [1_000, 1_000]}, keep) == 1_500
+    assert expires_at("ticket", {}, keep) is None
