@@ -32,7 +32,9 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import murmur2
 
 from stream_app.config import Settings
 from stream_app.core import lifecycle
@@ -58,6 +60,17 @@ def changelog_topic(app_id: str, kind: str) -> str:
     return f"{app_id}-intake-{kind}-changelog"
 
 
+def repartition_topic(app_id: str, kind: str) -> str:
+    """Where records not on their entity's partition (no key, another key) are re-keyed to."""
+    return f"{app_id}-intake-{kind}-repartition"
+
+
+def entity_partition(entity_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the Java client) gives a
+    record keyed by `entity_id`: where all of one ticket's/chat's events are folded."""
+    return int(murmur2(entity_id.encode()) & 0x7FFFFFFF) % partitions
+
+
 def partials_topic(app_id: str) -> str:
     return f"{app_id}-partials"
 
@@ -74,6 +87,8 @@ class Folded:
     partials: dict[str, ChannelPartial] = field(default_factory=dict)
     changes: dict[str, dict[int, list[Change]]] = field(default_factory=dict)
     rejected: list[tuple[str, Any, Rejected]] = field(default_factory=list)
+    #: (repartition topic, partition, entity id, record): re-keyed to their entity's partition
+    forwards: list[tuple[str, int, str, Any]] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     #: kind → contacts closed without their start / open state dropped by the TTL
@@ -81,7 +96,9 @@ class Folded:
     open_expired: dict[str, int] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return not (self.partials or self.rejected or self.offsets or any(self.changes.values()))
+        return not (
+            self.partials or self.rejected or self.forwards or self.offsets or any(self.changes.values())
+        )
 
 
 class IntakeStage:
@@ -102,6 +119,12 @@ class IntakeStage:
         self.stores = {
             kind: StateStore(partial(lifecycle.expires_at, kind, keep=intake.keep)) for kind in KINDS
         }
+        #: topic consumed → (entity kind, input topic it stands for): the input topics and
+        #: their repartition topics, co-partitioned (same count, range assignment).
+        self.sources: dict[str, tuple[str, str]] = {}
+        for topic, (_, kind, _) in INPUTS.items():
+            self.sources[topic] = (kind, topic)
+            self.sources[repartition_topic(settings.app_id, kind)] = (kind, topic)
         #: Last offset folded per input partition (for the lag metric).
         self.handled: dict[tuple[str, int], int] = {}
         self.last_sweep = 0
@@ -137,6 +160,9 @@ class IntakeStage:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=INTAKE_BATCH,
+            # Partition p of an input topic and of its repartition topic hold the same
+            # entities: the range assignor gives both to the same worker.
+            partition_assignment_strategy=(RangePartitionAssignor,),
             # See service.py: tansu holds a JoinGroup for half the session timeout.
             session_timeout_ms=2000 if on_tansu else 10_000,
             heartbeat_interval_ms=500 if on_tansu else 3000,
@@ -167,8 +193,11 @@ class IntakeStage:
         try:
             await consumer.start()
             self.consumer = consumer
-            consumer.subscribe(list(INPUTS), listener=_Rebalance(self, restorer))
+            consumer.subscribe(list(self.sources), listener=_Rebalance(self, restorer))
             while not self.stopping:
+                if committer.done():  # a failed commit: restart from the committed offsets now
+                    committer.result()
+                    raise RuntimeError("the intake committer stopped")
                 records, generation = await self._gather(consumer)
                 async with self.folding:
                     if generation != self.generation:  # the partitions moved after the fetch
@@ -247,16 +276,26 @@ class IntakeStage:
         """
         batches = {kind: Batch(store) for kind, store in self.stores.items()}
         partials = Partials(self.intake.timeline)
-        process, add = self.intake.process, partials.add
+        read, apply, add = self.intake.read, self.intake.apply, partials.add
+        partition_count = self.settings.partitions
         folded = Folded(now)
         counts = folded.counts
         for tp, messages in records.items():
-            topic = tp.topic
-            kind = INPUTS[topic][1]
+            kind, topic = self.sources[tp.topic]
+            forwarding = repartition_topic(self.settings.app_id, kind) if tp.topic == topic else None
             view = batches[kind].view(tp.partition)
             accepted = duplicates = incomplete = 0
             for message in messages:
-                outcome = process(topic, message.value, now, view)
+                decoded = read(topic, message.value, now)
+                if isinstance(decoded, Rejected):
+                    folded.rejected.append((topic, message, decoded))
+                    continue
+                if forwarding is not None:
+                    home = entity_partition(decoded.entity_id, partition_count)
+                    if home != tp.partition:  # counted where it is folded
+                        folded.forwards.append((forwarding, home, decoded.entity_id, message))
+                        continue
+                outcome = apply(topic, decoded, view, now)
                 if type(outcome) is Accepted:
                     add(outcome.delta)
                     accepted += 1
@@ -306,23 +345,44 @@ class IntakeStage:
                 for partition, records_of in by_partition.items():
                     deliveries.extend(await _send_changes(producer, topic, partition, records_of))
             for topic, message, why in folded.rejected:
-                headers = _why(topic, message, why)
+                key, origin = _origin(topic, message)
                 deliveries.append(
                     await producer.send(
-                        DEADLETTER_TOPIC, key=message.key, value=message.value, headers=headers
+                        DEADLETTER_TOPIC, key=key, value=message.value, headers=[*_why(why), *origin]
                     )
                 )
+            for topic, partition, entity_id, message in folded.forwards:
+                _, origin = _origin(topic, message)
+                deliveries.append(
+                    await producer.send(
+                        topic,
+                        key=entity_id.encode(),
+                        value=message.value,
+                        partition=partition,
+                        headers=origin,
+                    )
+                )
+            # Every record of the batch must be acknowledged before its offsets are
+            # committed: a refused one (too large, not authorised, ...) raises here, the
+            # transaction is aborted and the batch is fetched and folded again.
+            # aiokafka's commit_transaction alone would commit despite a failed send.
+            await asyncio.gather(*deliveries)
             offsets = folded.offsets
             if self.transactional:
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, intake_group(app_id))
                 await producer.commit_transaction()
                 in_transaction = False
-            else:
-                await asyncio.gather(*deliveries)
-                if offsets:
-                    await consumer.commit(offsets)
-        except BaseException:
+            elif offsets:
+                await consumer.commit(offsets)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                log.warning(
+                    "intake: batch not committed (%s: %s)%s; its records are fetched again",
+                    type(exc).__name__,
+                    exc,
+                    ", transaction aborted" if in_transaction else "",
+                )
             if in_transaction:
                 await asyncio.shield(_abort(producer))
             raise
@@ -363,9 +423,10 @@ class IntakeStage:
     async def restore(self, restorer: AIOKafkaConsumer, assigned: list[TopicPartition]) -> None:
         """Load each assigned input partition's state from its changelog partition."""
         wanted = {
-            TopicPartition(changelog_topic(self.settings.app_id, INPUTS[tp.topic][1]), tp.partition): tp
+            TopicPartition(changelog_topic(self.settings.app_id, kind), tp.partition): (kind, tp.partition)
             for tp in assigned
-            if tp.topic in INPUTS
+            if tp.topic in self.sources
+            for kind in (self.sources[tp.topic][0],)
         }
         if not wanted:
             return
@@ -385,8 +446,8 @@ class IntakeStage:
                     pending.discard(tp)
         total = 0
         for changelog_tp, changes in found.items():
-            input_tp = wanted[changelog_tp]
-            self.stores[INPUTS[input_tp.topic][1]].load(input_tp.partition, changes)
+            kind, partition = wanted[changelog_tp]
+            self.stores[kind].load(partition, changes)
             total += len(changes)
         restorer.assign([])
         log.info(
@@ -398,8 +459,8 @@ class IntakeStage:
 
     def revoke(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
-            if tp.topic in INPUTS:
-                self.stores[INPUTS[tp.topic][1]].drop(tp.partition)
+            if tp.topic in self.sources:
+                self.stores[self.sources[tp.topic][0]].drop(tp.partition)
                 self.handled.pop((tp.topic, tp.partition), None)
 
     def lag(self) -> list[tuple[str, int, int]]:
@@ -451,20 +512,38 @@ async def _send_changes(
         if batch.append(key=key.encode(), value=value, timestamp=None) is None:
             futures.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
-            batch.append(key=key.encode(), value=value, timestamp=None)
+            if batch.append(key=key.encode(), value=value, timestamp=None) is None:
+                raise MessageSizeTooLargeError(f"{topic}: a {len(value or b'')}-byte state record")
     if batch.record_count():
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
 
 
-def _why(topic: str, message: Any, rejected: Rejected) -> list[tuple[str, bytes]]:
+def _why(rejected: Rejected) -> list[tuple[str, bytes]]:
     return [
         ("x-error-reason", rejected.reason.encode()),
         ("x-error-detail", rejected.detail.encode("utf-8", "replace")),
+    ]
+
+
+_ORIGIN = ("x-source-topic", "x-source-partition", "x-source-offset", "x-source-key")
+
+
+def _origin(topic: str, message: Any) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The original key and where the record entered (`x-source-*` headers): read
+    from a re-keyed record's headers, or from the input record itself."""
+    carried = {name: value for name, value in (message.headers or ()) if name in _ORIGIN}
+    if "x-source-topic" in carried:
+        key = carried.pop("x-source-key", None)
+        return key, list(carried.items())
+    headers = [
         ("x-source-topic", topic.encode()),
         ("x-source-partition", str(message.partition).encode()),
         ("x-source-offset", str(message.offset).encode()),
     ]
+    if message.key is not None:
+        headers.append(("x-source-key", message.key))
+    return message.key, headers
 
 
 async def _abort(producer: AIOKafkaProducer) -> None:

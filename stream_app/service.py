@@ -28,6 +28,7 @@ import faust
 import orjson
 from aiohttp import web as aiohttp_web
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -327,7 +328,10 @@ class CxService:
             for channel in self.heartbeat_channels
             if now - self.last_sent.get(channel, 0) >= self.settings.snapshot_interval_ms
         }
-        await self._send_partials(quiet, now)
+        try:
+            await self._send_partials(quiet, now)
+        except KafkaError as exc:  # best effort: the next tick sends them again
+            log.warning("heartbeat partials not sent: %s: %s", type(exc).__name__, exc)
 
     # --- stage 2: merge per channel ---------------------------------------------
 

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Topi
 
 from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
-from stream_app.intake_stage import changelog_topic
+from stream_app.intake_stage import changelog_topic, repartition_topic
 
 log = logging.getLogger("stream_app.topics")
 OUTPUTS: dict[str, dict[str, str]] = {
@@ -68,8 +68,9 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
             await asyncio.sleep(1)
     try:
         wanted: dict[str, dict[str, str]] = {name: {} for name in INPUTS} | OUTPUTS
-        for _, kind, _ in INPUTS.values():  # intake state, co-partitioned with its input
+        for _, kind, _ in INPUTS.values():  # intake state and re-keying, co-partitioned with its input
             wanted[changelog_topic(settings.app_id, kind)] = {"cleanup.policy": "compact"}
+            wanted[repartition_topic(settings.app_id, kind)] = {}
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=dict(configs))
@@ -80,7 +81,11 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
-        described = await admin.describe_topics(list(INPUTS))
+        co_partitioned = [
+            *INPUTS,
+            *(repartition_topic(settings.app_id, kind) for _, kind, _ in INPUTS.values()),
+        ]
+        described = await admin.describe_topics(co_partitioned)
         for topic in described:
             count = len(topic.get("partitions", []))
             if count and count != settings.partitions:

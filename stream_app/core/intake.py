@@ -205,13 +205,17 @@ class Intake:
         oldest = self.timeline.oldest_bucket(now_ms)
         return [item for item in delta if item[0][1] >= oldest or item[0][2] == "open"]
 
+    def read(self, topic: str, raw: bytes | None, now_ms: int) -> Decoded | Rejected:
+        """`decode`, with documents too deep to validate rejected instead of raising."""
+        try:
+            return self.decode(topic, raw, now_ms)
+        except RecursionError:  # parses (orjson allows 1,024 levels) but too deep to check
+            return Rejected("schema", "(root): nested too deeply to validate")
+
     def process(
         self, topic: str, raw: bytes | None, now_ms: int, store: MutableMapping[str, State]
     ) -> Outcome:
-        try:
-            decoded = self.decode(topic, raw, now_ms)
-        except RecursionError:  # parses (orjson allows 1,024 levels) but too deep to check
-            return Rejected("schema", "(root): nested too deeply to validate")
+        decoded = self.read(topic, raw, now_ms)
         if isinstance(decoded, Rejected):
             return decoded
         return self.apply(topic, decoded, store, now_ms)

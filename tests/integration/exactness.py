@@ -9,6 +9,7 @@ percentiles must be equal, not close.
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from stream_app.config import DEFAULT_CHANNELS
 from stream_app.core.intake import Intake, Schemas
 from stream_app.core.replay import Replay
 from stream_app.core.scoreboard import ALL
+from stream_app.core.timeutil import DAY_MS
 from stream_app.wallboard import snapshot_time_ms
 from tests.integration.harness import RUN, WorkerProcess
 
@@ -53,22 +55,56 @@ def owns_channels(worker: WorkerProcess) -> bool:
 @dataclass
 class Stream:
     name: str
-    records: list[tuple[str, bytes, bytes]]
+    records: list[tuple[str, bytes | None, bytes]]
     channels: list[str]
     reference: Replay
     env: dict[str, str] = field(default_factory=dict)
 
 
-def bench_stream(name: str, events: int, seed: int) -> Stream:
-    """`events` bench events (60/25/15 mix, two hours of event time) on channels of this run only."""
-    rename = {c: f"{c}_{name}_{RUN}" for c in DEFAULT_CHANNELS}
+def messy_keys(
+    records: list[tuple[str, bytes | None, bytes]], share: float, rng: random.Random
+) -> list[tuple[str, bytes | None, bytes]]:
+    """`share` of the records without a key (half) or keyed by something other than
+    their entity id (half), as webhook bridges send them (SPEC §2)."""
+    messy = []
+    for topic, key, value in records:
+        if rng.random() < share:
+            key = None if rng.random() < 0.5 else f"bridge-{rng.randrange(7)}".encode()
+        messy.append((topic, key, value))
+    return messy
+
+
+def bench_stream(
+    name: str,
+    events: int,
+    seed: int,
+    misrouted: float = 0.1,
+    history: float = 0.05,
+    extra: list[tuple[str, bytes | None, dict[str, Any]]] | None = None,
+) -> Stream:
+    """`events` bench events (60/25/15 mix, two hours of event time) on channels of this run only.
+
+    Messy like real input: `misrouted` of the records are unkeyed or mis-keyed, and
+    `history` as many again are tickets and chats of 2-3 days ago (older than every
+    window: they build state and backlog only; their surveys are left out, as they
+    would be dead-lettered `too_late`). `extra` (topic, key, event) records on the
+    channel `scenario` (renamed like the others) are added after those, keys as given.
+    """
+    rename = {c: f"{c}_{name}_{RUN}" for c in (*DEFAULT_CHANNELS, "scenario")}
     now = int(time.time() * 1000)
     data = make_events(events, seed, now - 60_000)
-    records = []
-    for topic, key, value in data.records:
+    old: list[tuple[str, bytes, bytes]] = []
+    if history:
+        old_data = make_events(int(events * history), seed + 1, now - 2 * DAY_MS, span_ms=DAY_MS)
+        old = [r for r in old_data.records if r[0] != "cx.surveys"]
+    records: list[tuple[str, bytes | None, bytes]] = []
+    for topic, key, value in [*old, *data.records]:
         event = orjson.loads(value)
         event["channel"] = rename[event["channel"]]
         records.append((topic, key, orjson.dumps(event)))
+    records = messy_keys(records, misrouted, random.Random(seed))
+    for topic, key, event in extra or []:
+        records.append((topic, key, orjson.dumps({**event, "channel": rename[event["channel"]]})))
     channels = list(rename.values())
     # The default alert rules name default channels; these figures need no rules.
     no_rules = Path(tempfile.mkdtemp(prefix="cx-rules-")) / "none.yaml"

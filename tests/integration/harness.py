@@ -50,6 +50,7 @@ TEST_CHANNELS = [
         "wb_b",
         "grafana",
         "crash",
+        "refused",
     )
 ]
 

@@ -85,7 +85,7 @@ def test_twice_the_throughput_for_a_minute_is_survived_and_drained(
     own_kafka: LocalKafka, workdir: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bootstrap = own_kafka.bootstrap  # ~2,000,000 events: not on the session's broker
-    stream = bench_stream("overload", POOL, seed=11)
+    stream = bench_stream("overload", POOL, seed=11, misrouted=0, history=0)
     tag = re.search(rb"-[0-9a-f]{8}-", stream.records[0][1])
     assert tag is not None
     worker = WorkerProcess(
