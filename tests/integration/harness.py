@@ -51,6 +51,7 @@ TEST_CHANNELS = [
         "grafana",
         "crash",
         "refused",
+        "history",
     )
 ]
 
