@@ -3,18 +3,16 @@
 Why not a Faust agent: Faust's consumer path tops out near 10,000 events/s on
 our machines even for agents that do nothing (docs/performance.md), well under
 what the pure core folds. Here a batch is fetched with `getmany`, folded by
-`Intake` into a `Batch` record cache, and then, in one Kafka transaction:
+`Intake` into a `Batch` record cache, and committed by `checkpoint.Checkpointer`:
+per input partition, its partials, changed entity states, dead letters,
+re-keyed records and input offsets together (one Kafka transaction each with
+`exactly_once`), so a crash anywhere leaves either all of a partition's batch
+or none of it, and the restarted worker restores exactly the state that goes
+with its committed offsets.
 
-    partials (one per channel) → <app_id>-partials
-    changed entity states      → <app_id>-intake-<kind>-changelog (compacted)
-    rejected records           → cx.deadletter
-    the batch's input offsets  → the intake consumer group
-
-so a crash anywhere leaves either all of a batch or none of it, and the
-restarted worker restores exactly the state that goes with its committed
-offsets (`exactly_once`, Apache Kafka). Without transactions (`at_least_once`,
-the embedded broker) the same records are delivered before the offsets are
-committed: nothing is lost, and a crash between the two can count a batch twice.
+Records that are not on their entity's partition (no key, another key) are
+forwarded to `<app_id>-intake-<kind>-repartition` keyed by the entity id and
+folded when they arrive there: one entity's state never splits.
 
 State restore on assignment reads the changelog partition (read_committed) up
 to its end; a revoked partition's state is dropped at once.
@@ -26,29 +24,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from stream_app.checkpoint import Checkpointer, Folded, PartitionBatch
 from stream_app.config import Settings
 from stream_app.core import lifecycle
 from stream_app.core.intake import INPUTS, Accepted, Intake, Rejected
 from stream_app.core.scoreboard import ChannelPartial, Partials
-from stream_app.core.store import Batch, Change, StateStore
+from stream_app.core.store import Batch, StateStore
+from stream_app.internal_topics import changelog_topic, intake_group, partials_topic, repartition_topic
 from stream_app.metrics import Instruments
+from stream_app.state import open_stores
 
 log = logging.getLogger("stream_app.intake")
 
 #: Most input records folded per batch.
 INTAKE_BATCH = 5000
 EXPIRY_SWEEP_MS = 60_000
-DEADLETTER_TOPIC = "cx.deadletter"
+__all__ = ["IntakeStage", "changelog_topic", "intake_group", "now_ms", "partials_topic", "repartition_topic"]
 KINDS = tuple(kind for _, kind, _ in INPUTS.values())
 
 
@@ -56,49 +55,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def changelog_topic(app_id: str, kind: str) -> str:
-    return f"{app_id}-intake-{kind}-changelog"
-
-
-def repartition_topic(app_id: str, kind: str) -> str:
-    """Where records not on their entity's partition (no key, another key) are re-keyed to."""
-    return f"{app_id}-intake-{kind}-repartition"
-
-
 def entity_partition(entity_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as the Java client) gives a
     record keyed by `entity_id`: where all of one ticket's/chat's events are folded."""
     return int(murmur2(entity_id.encode()) & 0x7FFFFFFF) % partitions
-
-
-def partials_topic(app_id: str) -> str:
-    return f"{app_id}-partials"
-
-
-def intake_group(app_id: str) -> str:
-    return f"{app_id}-intake"
-
-
-@dataclass
-class Folded:
-    """A folded batch: everything its commit must write, in one transaction."""
-
-    now: int
-    partials: dict[str, ChannelPartial] = field(default_factory=dict)
-    changes: dict[str, dict[int, list[Change]]] = field(default_factory=dict)
-    rejected: list[tuple[str, Any, Rejected]] = field(default_factory=list)
-    #: (repartition topic, partition, entity id, record): re-keyed to their entity's partition
-    forwards: list[tuple[str, int, str, Any]] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    counts: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: kind → contacts closed without their start / open state dropped by the TTL
-    incomplete: dict[str, int] = field(default_factory=dict)
-    open_expired: dict[str, int] = field(default_factory=dict)
-
-    def is_empty(self) -> bool:
-        return not (
-            self.partials or self.rejected or self.forwards or self.offsets or any(self.changes.values())
-        )
 
 
 class IntakeStage:
@@ -116,9 +76,9 @@ class IntakeStage:
         self.instruments = instruments
         self.on_sent = on_sent
         self.transactional = settings.guarantee == "exactly_once"
-        self.stores = {
-            kind: StateStore(partial(lifecycle.expires_at, kind, keep=intake.keep)) for kind in KINDS
-        }
+        self.stores: dict[str, StateStore] = open_stores(
+            settings, {kind: partial(lifecycle.expires_at, kind, keep=intake.keep) for kind in KINDS}
+        )
         #: topic consumed → (entity kind, input topic it stands for): the input topics and
         #: their repartition topics, co-partitioned (same count, range assignment).
         self.sources: dict[str, tuple[str, str]] = {}
@@ -136,6 +96,7 @@ class IntakeStage:
         #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
         self.generation = 0
         self.committer: asyncio.Task[None] | None = None
+        self.checkpointer = Checkpointer(settings.app_id, False, True, {})  # replaced per run
         self.stopping = False
 
     # --- lifecycle ----------------------------------------------------------------
@@ -171,25 +132,16 @@ class IntakeStage:
         restorer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common
         )
-        producer = AIOKafkaProducer(
-            acks="all",
-            linger_ms=5,
-            enable_idempotence=not on_tansu,
-            transactional_id=f"{s.app_id}-intake-{s.instance}" if self.transactional else None,
-            # A worker that dies mid-transaction blocks read_committed readers of
-            # its partitions until the broker aborts it: keep that short.
-            transaction_timeout_ms=10_000,
-            max_batch_size=262_144,
-            **common,
+        checkpointer = self.checkpointer = Checkpointer(
+            s.app_id, self.transactional, idempotent=not on_tansu, client_options=common
         )
         for store in self.stores.values():
-            store.partitions.clear()
-            store.expiry.clear()
-        await producer.start()
+            store.reset()
+        await checkpointer.start()
         await restorer.start()
         # One batch is folded while the one before it is being committed.
         self.pending = asyncio.Queue(maxsize=1)
-        committer = self.committer = asyncio.create_task(self._commit_loop(self.pending, consumer, producer))
+        committer = self.committer = asyncio.create_task(self._commit_loop(self.pending, consumer))
         try:
             await consumer.start()
             self.consumer = consumer
@@ -214,7 +166,7 @@ class IntakeStage:
             self.consumer = None
             await consumer.stop()
             await restorer.stop()
-            await producer.stop()
+            await checkpointer.close()
 
     async def _until(self, step: Awaitable[Any]) -> None:
         """Await `step`, unless the committer fails first (then raise its error)."""
@@ -275,25 +227,27 @@ class IntakeStage:
         stage restarts and reloads the store from the changelog.
         """
         batches = {kind: Batch(store) for kind, store in self.stores.items()}
-        partials = Partials(self.intake.timeline)
-        read, apply, add = self.intake.read, self.intake.apply, partials.add
+        #: partition number → its partials: each partition's part commits on its own
+        partials: dict[int, Partials] = {}
+        read, apply = self.intake.read, self.intake.apply
         partition_count = self.settings.partitions
         folded = Folded(now)
-        counts = folded.counts
         for tp, messages in records.items():
             kind, topic = self.sources[tp.topic]
             forwarding = repartition_topic(self.settings.app_id, kind) if tp.topic == topic else None
             view = batches[kind].view(tp.partition)
+            part = folded.part(tp.partition)
+            add = self._partials(partials, tp.partition).add
             accepted = duplicates = incomplete = 0
             for message in messages:
                 decoded = read(topic, message.value, now)
                 if isinstance(decoded, Rejected):
-                    folded.rejected.append((topic, message, decoded))
+                    part.rejected.append((topic, message, decoded))
                     continue
                 if forwarding is not None:
                     home = entity_partition(decoded.entity_id, partition_count)
                     if home != tp.partition:  # counted where it is folded
-                        folded.forwards.append((forwarding, home, decoded.entity_id, message))
+                        part.forwards.append((forwarding, home, decoded.entity_id, message))
                         continue
                 outcome = apply(topic, decoded, view, now)
                 if type(outcome) is Accepted:
@@ -301,122 +255,80 @@ class IntakeStage:
                     accepted += 1
                     incomplete += outcome.incomplete
                 elif type(outcome) is Rejected:
-                    folded.rejected.append((topic, message, outcome))
+                    part.rejected.append((topic, message, outcome))
                 else:
                     duplicates += 1
-            folded.offsets[tp] = messages[-1].offset + 1
+            part.offsets[tp] = messages[-1].offset + 1
+            counts = part.counts
             counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + accepted
             counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + duplicates
             if incomplete:
-                folded.incomplete[kind] = folded.incomplete.get(kind, 0) + incomplete
+                part.incomplete[kind] = part.incomplete.get(kind, 0) + incomplete
         if sweep:
             self.last_sweep = now
             for kind, batch in batches.items():
                 self._expire(kind, batch, now, partials, folded)
-        folded.partials = partials.drain()
+        for partition, ready in partials.items():
+            folded.part(partition).partials = ready.drain()
         for kind, batch in batches.items():
-            changes = folded.changes[kind] = batch.changes()
+            changes = batch.changes()
+            for partition, records_of in changes.items():
+                folded.part(partition).changes[kind] = records_of
             batch.commit(changes)
         if folded.is_empty():
             return None
         return folded
 
-    async def _commit_loop(
-        self, queue: asyncio.Queue[Folded], consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
-    ) -> None:
-        """Commits folded batches one by one, in order (one transaction each)."""
+    def _partials(self, partials: dict[int, Partials], partition: int) -> Partials:
+        found = partials.get(partition)
+        if found is None:
+            found = partials[partition] = Partials(self.intake.timeline)
+        return found
+
+    async def _commit_loop(self, queue: asyncio.Queue[Folded], consumer: AIOKafkaConsumer) -> None:
+        """Commits folded batches one by one, in order."""
+        group = intake_group(self.settings.app_id)
         while True:
             folded = await queue.get()
-            await self._commit(folded, consumer, producer)
+            await self.checkpointer.commit(folded, consumer, group, partial(self._committed, folded.now))
             queue.task_done()
 
-    async def _commit(self, folded: Folded, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        app_id = self.settings.app_id
-        if self.transactional:
-            await producer.begin_transaction()
-        in_transaction = self.transactional
-        try:
-            deliveries = [
-                await producer.send(partials_topic(app_id), key=c.encode(), value=orjson.dumps(p.to_json()))
-                for c, p in folded.partials.items()
-            ]
-            for kind, by_partition in folded.changes.items():
-                topic = changelog_topic(app_id, kind)
-                for partition, records_of in by_partition.items():
-                    deliveries.extend(await _send_changes(producer, topic, partition, records_of))
-            for topic, message, why in folded.rejected:
-                key, origin = _origin(topic, message)
-                deliveries.append(
-                    await producer.send(
-                        DEADLETTER_TOPIC, key=key, value=message.value, headers=[*_why(why), *origin]
-                    )
-                )
-            for topic, partition, entity_id, message in folded.forwards:
-                _, origin = _origin(topic, message)
-                deliveries.append(
-                    await producer.send(
-                        topic,
-                        key=entity_id.encode(),
-                        value=message.value,
-                        partition=partition,
-                        headers=origin,
-                    )
-                )
-            # Every record of the batch must be acknowledged before its offsets are
-            # committed: a refused one (too large, not authorised, ...) raises here, the
-            # transaction is aborted and the batch is fetched and folded again.
-            # aiokafka's commit_transaction alone would commit despite a failed send.
-            await asyncio.gather(*deliveries)
-            offsets = folded.offsets
-            if self.transactional:
-                if offsets:
-                    await producer.send_offsets_to_transaction(offsets, intake_group(app_id))
-                await producer.commit_transaction()
-                in_transaction = False
-            elif offsets:
-                await consumer.commit(offsets)
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                log.warning(
-                    "intake: batch not committed (%s: %s)%s; its records are fetched again",
-                    type(exc).__name__,
-                    exc,
-                    ", transaction aborted" if in_transaction else "",
-                )
-            if in_transaction:
-                await asyncio.shield(_abort(producer))
-            raise
-        for tp, next_offset in folded.offsets.items():
+    def _committed(self, now: int, part: PartitionBatch) -> None:
+        """A partition's part of a batch is durable: move the lag mark and the counters."""
+        for tp, next_offset in part.offsets.items():
             self.handled[(tp.topic, tp.partition)] = next_offset - 1
-        self.on_sent(folded.partials, folded.now)
-        self._count(folded)
+        self.on_sent(part.partials, now)
+        self._count(part)
 
-    def _expire(self, kind: str, batch: Batch, now: int, partials: Partials, folded: Folded) -> None:
+    def _expire(
+        self, kind: str, batch: Batch, now: int, partials: dict[int, Partials], folded: Folded
+    ) -> None:
         """Drop state past its deadline (`lifecycle.Keep`: closed work after retention
         and the reopen window, open work after STREAM_APP_OPEN_STATE_TTL), retracting
         what it still adds to the backlog and counting the open ones dropped."""
         for partition, keys in batch.store.due(now).items():
             _, retract, still_open = self.intake.expire_keys(kind, batch.view(partition), keys, now)
-            partials.add(retract)
+            self._partials(partials, partition).add(retract)
             if still_open:
-                folded.open_expired[kind] = folded.open_expired.get(kind, 0) + still_open
+                expired = folded.part(partition).open_expired
+                expired[kind] = expired.get(kind, 0) + still_open
 
-    def _count(self, folded: Folded) -> None:
-        """Counters move only once the batch is committed."""
+    def _count(self, part: PartitionBatch) -> None:
+        """Counters move only once the part is committed."""
         instruments = self.instruments
-        for (topic, outcome), n in folded.counts.items():
+        for (topic, outcome), n in part.counts.items():
             if n:
                 instruments.events.labels(topic, outcome).inc(n)
-        for topic, _, why in folded.rejected:
+        for topic, _, why in part.rejected:
             instruments.events.labels(topic, "dead_letter").inc()
             instruments.dead_letters.labels(topic, why.reason).inc()
             log.debug("dead-letter %s %s: %s", topic, why.reason, why.detail)
-        for kind, n in folded.incomplete.items():
+        for kind, n in part.incomplete.items():
             instruments.incomplete.labels(kind).inc(n)
-        for kind, n in folded.open_expired.items():
+        for kind, n in part.open_expired.items():
             instruments.open_expired.labels(kind).inc(n)
-        if folded.partials:
-            instruments.partials.inc(len(folded.partials))
+        if part.partials:
+            instruments.partials.inc(len(part.partials))
 
     # --- state restore ----------------------------------------------------------------
 
@@ -435,20 +347,22 @@ class IntakeStage:
         restorer.assign(tps)
         await restorer.seek_to_beginning(*tps)
         ends = await restorer.end_offsets(tps)
-        found: dict[TopicPartition, list[Change]] = {tp: [] for tp in tps}
+        # Replayed fetch by fetch: the changelog is never held in memory whole.
+        for kind, partition in wanted.values():
+            self.stores[kind].begin_load(partition)
+        total = 0
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
             fetched = await restorer.getmany(*pending, timeout_ms=500)
             for tp, messages in fetched.items():
-                found[tp].extend((m.key.decode(), m.value) for m in messages)
+                kind, partition = wanted[tp]
+                self.stores[kind].replay(partition, [(m.key.decode(), m.value) for m in messages])
+                total += len(messages)
             for tp in list(pending):
                 if await restorer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-        total = 0
-        for changelog_tp, changes in found.items():
-            kind, partition = wanted[changelog_tp]
-            self.stores[kind].load(partition, changes)
-            total += len(changes)
+        for kind, partition in wanted.values():
+            self.stores[kind].end_load(partition)
         restorer.assign([])
         log.info(
             "intake state restored: %d partitions, %d changelog records in %.1f s",
@@ -491,63 +405,25 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self.stage.generation += 1
             await self.stage.drain()  # their offsets are committed before another worker starts
             self.stage.revoke(list(revoked))
+            await self.stage.checkpointer.revoke({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Fence the partitions' previous owners first (their open transactions are
+        aborted), then restore state and read the committed offsets: a stalled worker
+        that wakes up can no longer commit behind this one's back."""
         async with self.stage.folding:
             self.stage.generation += 1
+            await self.stage.checkpointer.assign({tp.partition for tp in assigned})
             await self.stage.restore(self.restorer, list(assigned))
             consumer = self.stage.consumer
+            if consumer is None:
+                return
             for tp in assigned:
-                committed = None if consumer is None else await consumer.committed(tp)
+                # aiokafka read the committed offsets as the assignment arrived, maybe
+                # before the fencing above: read them again and fetch from there.
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
                 self.stage.handled[(tp.topic, tp.partition)] = (committed or 0) - 1
-
-
-async def _send_changes(
-    producer: AIOKafkaProducer, topic: str, partition: int, changes: list[Change]
-) -> list[Any]:
-    """Changelog records in as few batches as fit: far cheaper than one `send` each."""
-    futures = []
-    batch = producer.create_batch()
-    for key, value in changes:
-        if batch.append(key=key.encode(), value=value, timestamp=None) is None:
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
-            if batch.append(key=key.encode(), value=value, timestamp=None) is None:
-                raise MessageSizeTooLargeError(f"{topic}: a {len(value or b'')}-byte state record")
-    if batch.record_count():
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
-
-
-def _why(rejected: Rejected) -> list[tuple[str, bytes]]:
-    return [
-        ("x-error-reason", rejected.reason.encode()),
-        ("x-error-detail", rejected.detail.encode("utf-8", "replace")),
-    ]
-
-
-_ORIGIN = ("x-source-topic", "x-source-partition", "x-source-offset", "x-source-key")
-
-
-def _origin(topic: str, message: Any) -> tuple[bytes | None, list[tuple[str, bytes]]]:
-    """The original key and where the record entered (`x-source-*` headers): read
-    from a re-keyed record's headers, or from the input record itself."""
-    carried = {name: value for name, value in (message.headers or ()) if name in _ORIGIN}
-    if "x-source-topic" in carried:
-        key = carried.pop("x-source-key", None)
-        return key, list(carried.items())
-    headers = [
-        ("x-source-topic", topic.encode()),
-        ("x-source-partition", str(message.partition).encode()),
-        ("x-source-offset", str(message.offset).encode()),
-    ]
-    if message.key is not None:
-        headers.append(("x-source-key", message.key))
-    return message.key, headers
-
-
-async def _abort(producer: AIOKafkaProducer) -> None:
-    try:
-        await producer.abort_transaction()
-    except KafkaError as exc:  # the restart fences it anyway
-        log.warning("intake: abort failed: %s", exc)

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Topi
 
 from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
-from stream_app.intake_stage import changelog_topic, repartition_topic
+from stream_app.internal_topics import changelog_topic, repartition_topic
 
 log = logging.getLogger("stream_app.topics")
 OUTPUTS: dict[str, dict[str, str]] = {

@@ -90,7 +90,8 @@ def bench_stream(
     would be dead-lettered `too_late`). `extra` (topic, key, event) records on the
     channel `scenario` (renamed like the others) are added after those, keys as given.
     """
-    rename = {c: f"{c}_{name}_{RUN}" for c in (*DEFAULT_CHANNELS, "scenario")}
+    names = (*DEFAULT_CHANNELS, "scenario") if extra else DEFAULT_CHANNELS
+    rename = {c: f"{c}_{name}_{RUN}" for c in names}
     now = int(time.time() * 1000)
     data = make_events(events, seed, now - 60_000)
     old: list[tuple[str, bytes, bytes]] = []

@@ -1,0 +1,27 @@
+"""Names of the topics and groups the worker owns (prefixed by STREAM_APP_APP_ID)."""
+
+from __future__ import annotations
+
+
+def changelog_topic(app_id: str, kind: str) -> str:
+    """Compacted per-entity intake state of one kind, partitioned like its input."""
+    return f"{app_id}-intake-{kind}-changelog"
+
+
+def repartition_topic(app_id: str, kind: str) -> str:
+    """Where records not on their entity's partition (no key, another key) are re-keyed to."""
+    return f"{app_id}-intake-{kind}-repartition"
+
+
+def partials_topic(app_id: str) -> str:
+    """Per-channel partial aggregates, from the intake to the merge stage."""
+    return f"{app_id}-partials"
+
+
+def intake_group(app_id: str) -> str:
+    return f"{app_id}-intake"
+
+
+def intake_transactional_id(app_id: str, partition: int) -> str:
+    """The transactional producer of one input partition number (zombie fencing)."""
+    return f"{app_id}-intake-p{partition}"
