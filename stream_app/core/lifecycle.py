@@ -56,13 +56,13 @@ def _min(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
 
 
-def _remember(state: State, event: dict[str, Any], at_ms: int, start_field: str) -> int | None:
-    """Record what every event tells (recent id, last activity, earliest sighting).
+def _first_sight(state: State, event_id: str, at_ms: int) -> int | None:
+    """Note the event among the entity's recent ids and its last activity time.
 
     Returns the event's hash, or None when it is one of the recently applied
     events (a replay): the state is then left untouched.
     """
-    digest = event_hash(event["event_id"])
+    digest = event_hash(event_id)
     recent: list[int] = state.setdefault("d", [])
     if digest in recent:
         return None
@@ -70,6 +70,15 @@ def _remember(state: State, event: dict[str, Any], at_ms: int, start_field: str)
     if len(recent) > RECENT_IDS:
         del recent[0]
     state["lt"] = max(state.get("lt", at_ms), at_ms)
+    return digest
+
+
+def _remember(state: State, event: dict[str, Any], at_ms: int, start_field: str) -> int | None:
+    """Record what every ticket/chat event tells (`_first_sight`, and the earliest
+    sighting while the contact's start is missing); None for a replay."""
+    digest = _first_sight(state, event["event_id"], at_ms)
+    if digest is None:
+        return None
     if start_field not in state:  # the channel of a contact whose start was not seen
         state["f"] = _earliest(state.get("f"), [at_ms, digest, event["channel"]])
     return digest
@@ -226,15 +235,9 @@ def apply_survey_version(state: State, version: list[Any]) -> bool:
     """Keep the version with the latest occurred_at, ties to the greatest event_id
     (SPEC §3 re-rating), whatever the arrival order. False when this very version
     was already applied (a replay)."""
-    digest = event_hash(version[1])
-    recent: list[int] = state.setdefault("d", [])
-    if digest in recent:
+    if _first_sight(state, version[1], version[0]) is None:
         return False
-    recent.append(digest)
-    if len(recent) > RECENT_IDS:
-        del recent[0]
     current: list[Any] | None = state.get("v")
-    state["lt"] = max(state.get("lt", version[0]), version[0])
     if current is None or version[:2] > current[:2]:
         state["v"] = version
     return True
