@@ -238,7 +238,7 @@ class IntakeStage:
             view = batches[kind].view(tp.partition)
             part = folded.part(tp.partition)
             add = self._partials(partials, tp.partition).add
-            accepted = duplicates = incomplete = 0
+            accepted = duplicates = 0
             for message in messages:
                 decoded = read(topic, message.value, now)
                 if isinstance(decoded, Rejected):
@@ -253,7 +253,6 @@ class IntakeStage:
                 if type(outcome) is Accepted:
                     add(outcome.delta)
                     accepted += 1
-                    incomplete += outcome.incomplete
                 elif type(outcome) is Rejected:
                     part.rejected.append((topic, message, outcome))
                 else:
@@ -262,8 +261,6 @@ class IntakeStage:
             counts = part.counts
             counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + accepted
             counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + duplicates
-            if incomplete:
-                part.incomplete[kind] = part.incomplete.get(kind, 0) + incomplete
         if sweep:
             self.last_sweep = now
             for kind, batch in batches.items():
@@ -271,6 +268,7 @@ class IntakeStage:
         for partition, ready in partials.items():
             folded.part(partition).partials = ready.drain()
         for kind, batch in batches.items():
+            self._count_incomplete(kind, batch, folded)
             changes = batch.changes()
             for partition, records_of in changes.items():
                 folded.part(partition).changes[kind] = records_of
@@ -278,6 +276,23 @@ class IntakeStage:
         if folded.is_empty():
             return None
         return folded
+
+    @staticmethod
+    def _count_incomplete(kind: str, batch: Batch, folded: Folded) -> None:
+        """Contacts this batch left closed without their start (before: the store)."""
+        if kind == "survey":
+            return
+        for partition, changes in batch.dirty.items():
+            found = sum(
+                1
+                for key, after in changes.items()
+                if after is not None
+                and lifecycle.incomplete(kind, after)
+                and lifecycle.became_incomplete(kind, batch.store.get(key, partition), after)
+            )
+            if found:
+                counted = folded.part(partition).incomplete
+                counted[kind] = counted.get(kind, 0) + found
 
     def _partials(self, partials: dict[int, Partials], partition: int) -> Partials:
         found = partials.get(partition)

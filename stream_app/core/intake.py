@@ -100,14 +100,9 @@ class Rejected:
 
 @dataclass
 class Accepted:
-    """An applied event and the signed facts it changed (may be empty).
-
-    incomplete: this event closed a ticket/chat whose start was never seen
-    (counted in `cx_incomplete_contacts_total`; it gives no windowed figure).
-    """
+    """An applied event and the signed facts it changed (may be empty)."""
 
     delta: list[tuple[Fact, int]] = field(default_factory=list)
-    incomplete: bool = False
 
 
 DUPLICATE = "duplicate"
@@ -192,13 +187,11 @@ class Intake:
         facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
         fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
         before = facts(state, self.rules) if state else []
-        was_incomplete = lifecycle.incomplete(kind, state)
         if not fold(state, event, at_ms):
             return DUPLICATE
         after = facts(state, self.rules)
         store[key] = state
-        became_incomplete = not was_incomplete and lifecycle.incomplete(kind, state)
-        return Accepted(self._held(fact_delta(before, after), now_ms), became_incomplete)
+        return Accepted(self._held(fact_delta(before, after), now_ms))
 
     def _held(self, delta: list[tuple[Fact, int]], now_ms: int) -> list[tuple[Fact, int]]:
         """The delta without facts in buckets retention no longer holds (backlog facts stay)."""

@@ -223,6 +223,13 @@ def incomplete(kind: str, state: State) -> bool:
     return False
 
 
+def became_incomplete(kind: str, before: State | None, after: State | None) -> bool:
+    """Did a change of state (say, one batch of events) leave the contact closed
+    without its start, where it was not so before? Judged over the whole change,
+    so a start that arrives in the same batch as the closure is not a sighting."""
+    return after is not None and incomplete(kind, after) and not (before and incomplete(kind, before))
+
+
 # --- surveys -----------------------------------------------------------------
 
 

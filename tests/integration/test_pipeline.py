@@ -40,9 +40,15 @@ def test_scores_match_the_pure_core(worker: WorkerProcess, bootstrap: str) -> No
     assert expected["15m"]["nps"]["value"] == 23.0
 
     def settled() -> bool:
+        # each input partition's part of a batch commits on its own: wait for all of them
         samples = worker.metrics()
-        return metric_value(samples, "cx_contacts", channel=ch, window="15m", kind="chat") == 12 and (
-            metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 100
+        return (
+            metric_value(samples, "cx_contacts", channel=ch, window="15m", kind="chat") == 12
+            and metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 100
+            and metric_value(samples, "cx_contacts", channel=ch, window="15m", kind="ticket") == 20
+            and metric_value(samples, "cx_resolved_contacts", channel=ch, window="15m")
+            == expected["15m"]["fcr"]["n"]
+            and metric_value(samples, "cx_open_tickets", channel=ch) == 5
         )
 
     worker.wait_until(settled, 60, "all seed events in /metrics")

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from stream_app.core.intake import DUPLICATE, Accepted, Intake, Rejected
-from stream_app.core.lifecycle import apply_chat_event, chat_facts
+from stream_app.core.lifecycle import apply_chat_event, became_incomplete, chat_facts
 from stream_app.core.replay import Replay
 from stream_app.core.store import encode as encode_state
 from stream_app.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, parse_rfc3339_ms
@@ -47,7 +47,8 @@ def tk(kind: str, at: int, tid: str = "t1", **extra: Any) -> tuple[str, dict[str
 def test_a_lone_resolution_is_left_out_of_fcr_times_and_sla_and_counted_incomplete() -> None:
     replay = Replay(make_intake(), RULES_NOW)
     outcome, _ = feed(replay, [tk("ticket.resolved", T), SURVEY_ON_EMAIL], RULES_NOW)
-    assert isinstance(outcome, Accepted) and outcome.incomplete
+    assert isinstance(outcome, Accepted)
+    assert became_incomplete("ticket", None, replay.stores["ticket"]["t1"])
     snap = snapshot(replay, RULES_NOW)
     assert snap["fcr"]["n"] == 0 and snap["fcr"]["value"] is None
     assert snap["resolution_seconds"]["n"] == 0
@@ -59,6 +60,8 @@ def test_a_lone_resolution_is_left_out_of_fcr_times_and_sla_and_counted_incomple
 def test_a_creation_arriving_after_the_resolution_brings_the_ticket_back_into_the_figures() -> None:
     replay = Replay(make_intake(), RULES_NOW)
     feed(replay, [tk("ticket.resolved", T + MINUTE_MS), tk("ticket.created", T)], RULES_NOW)
+    # judged over the batch: a start in the same batch as the closure is no sighting
+    assert not became_incomplete("ticket", None, replay.stores["ticket"]["t1"])
     snap = snapshot(replay, RULES_NOW)
     assert snap["fcr"]["n"] == 1 and snap["resolution_seconds"]["n"] == 1
 
@@ -67,7 +70,8 @@ def test_a_lone_chat_end_gives_no_abandonment_and_is_counted_incomplete() -> Non
     replay = Replay(make_intake(), RULES_NOW)
     ended = ("cx.chats", event("chat.ended", T, "chat", chat_id="c1"))
     outcome, _ = feed(replay, [ended, ("cx.surveys", survey("csat", 5, T, "chat"))], RULES_NOW)
-    assert isinstance(outcome, Accepted) and outcome.incomplete
+    assert isinstance(outcome, Accepted)
+    assert became_incomplete("chat", None, replay.stores["chat"]["c1"])
     snap = snapshot(replay, RULES_NOW, "chat")
     assert snap["abandoned"]["n"] == 0 and snap["fcr"]["n"] == 0
 
