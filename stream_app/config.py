@@ -72,8 +72,8 @@ class Settings:
     alert_rules: tuple[Rule, ...] = ()
     #: exactly_once (Kafka transactions) or at_least_once; None: the broker's best.
     processing_guarantee: str | None = None
-    #: Names this worker's transactional producer: a restarted worker with the same
-    #: id fences and aborts what its predecessor left open. None: host name + web port.
+    #: Names this worker's local intake state directory (rocksdb://); transactional
+    #: producers are named per input partition instead. None: host name + web port.
     instance_id: str | None = None
 
     @property
