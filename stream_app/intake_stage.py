@@ -402,8 +402,17 @@ class IntakeStage:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            done = self.handled.get((tp.topic, tp.partition), -1)
-            found.append((tp.topic, tp.partition, max(0, highwater - done - 1)))
+            done = self.handled.get((tp.topic, tp.partition), -1) + 1
+            if tp.topic not in INPUTS:
+                # Our repartition topics are written in transactions: a commit marker
+                # follows each batch and is never handed out as a record, so count the
+                # fetch position past it (a fetched, unfolded batch is not shown there).
+                subscription = consumer._subscription.subscription  # aiokafka keeps it here
+                assignment = subscription.assignment if subscription is not None else None
+                state = assignment.state_value(tp) if assignment is not None else None
+                if state is not None and state.has_valid_position:
+                    done = max(done, state.position)
+            found.append((tp.topic, tp.partition, max(0, highwater - done)))
         return found
 
 
