@@ -112,10 +112,20 @@ class Checkpointer:
             **self.options,
         )
 
-    async def start(self) -> None:
+    async def start(self, warmup_id: str) -> None:
+        """Non-transactional: the one producer. Transactional: initialise a throw-away
+        transactional producer first, so the broker's transaction coordinator (and
+        `__transaction_state`, created on first use: seconds on a new cluster) is
+        ready before this worker joins its group: the per-partition producers are
+        initialised inside the rebalance callback, which must finish within the
+        session timeout."""
         if not self.transactional:
             self.shared = self._producer(None)
             await self.shared.start()
+            return
+        warmup = self._producer(warmup_id)
+        await warmup.start()
+        await warmup.stop()
 
     async def assign(self, partitions: set[int]) -> None:
         """Start the transactional producer of each newly assigned partition number:

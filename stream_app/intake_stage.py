@@ -137,7 +137,7 @@ class IntakeStage:
         )
         for store in self.stores.values():
             store.reset()
-        await checkpointer.start()
+        await checkpointer.start(f"{s.app_id}-intake-warmup-{s.instance}")
         await restorer.start()
         # One batch is folded while the one before it is being committed.
         self.pending = asyncio.Queue(maxsize=1)
