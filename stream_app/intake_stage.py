@@ -287,7 +287,7 @@ class IntakeStage:
                 1
                 for key, after in changes.items()
                 if after is not None
-                and lifecycle.incomplete(kind, after)
+                and lifecycle.incomplete(kind, after)  # cheap: looks the old state up only then
                 and lifecycle.became_incomplete(kind, batch.store.get(key, partition), after)
             )
             if found:
