@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: The merge stage's Faust tables; each has a changelog `<app_id>-<table>-changelog`.
+MERGE_TABLES = ("scores", "alert-state")
+
 
 def changelog_topic(app_id: str, kind: str) -> str:
     """Compacted per-entity intake state of one kind, partitioned like its input."""

@@ -108,8 +108,11 @@ class CxService:
         self.global_view: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.global_records = 0
         self.global_alerts = Alerts()
-        #: Wall-clock ms of the last record from cx.metrics / cx.alerts, and of the
-        #: last partial merged per owned channel: how the wallboard tells live from stale.
+        #: When the newest record from cx.metrics / cx.alerts, and the newest partial
+        #: merged per owned channel, was written (its record timestamp, wall-clock ms):
+        #: how the wallboard tells live from stale. The write time, not the read time,
+        #: so a merge stage working through a backlog (or a buffer during an outage)
+        #: shows its figures as old as they are.
         self.last_output_ms = 0
         self.last_merged: dict[str, int] = {}
         self.started_ms = now_ms()
@@ -376,7 +379,10 @@ class CxService:
                 key = f"{channel}|{bucket}"
                 self.scores.pop(key, None)
                 self.applied.pop(key, None)
-            now = self.last_merged[channel] = now_ms()
+            now = now_ms()
+            self.last_merged[channel] = max(
+                self.last_merged.get(channel, 0), written_ms((event.message.timestamp or 0) * 1000, now)
+            )
             # New data is evaluated at once (an alert should not wait for the next
             # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
             moved = bool(fresh.buckets) or bool(fresh.open_delta)
@@ -434,7 +440,8 @@ class CxService:
         return view
 
     def data_at(self) -> int:
-        """Wall-clock ms data last reached this worker (merged partials, cx.metrics, cx.alerts)."""
+        """Wall-clock ms the newest data this worker shows was written (merged partials,
+        cx.metrics, cx.alerts); its start time before any."""
         return max([self.last_output_ms, *self.last_merged.values()]) or self.started_ms
 
     def board(self, window: str, channels: list[str]) -> dict[str, Any]:
@@ -500,7 +507,8 @@ class CxService:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             async for record in consumer:
-                self.last_output_ms = now_ms()
+                written = written_ms(record.timestamp or 0, now_ms())
+                self.last_output_ms = max(self.last_output_ms, written)
                 if record.value is None:
                     continue
                 try:
@@ -518,3 +526,9 @@ class CxService:
                     self.global_records += 1
         finally:
             await consumer.stop()
+
+
+def written_ms(timestamp_ms: float, now: int) -> int:
+    """When a record was written: its timestamp (ms), never later than `now` (the
+    writer's clock may run ahead of ours); `now` when it carries none (<= 0)."""
+    return min(now, int(timestamp_ms)) if timestamp_ms > 0 else now

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Topi
 
 from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
-from stream_app.internal_topics import changelog_topic, repartition_topic
+from stream_app.internal_topics import MERGE_TABLES, changelog_topic, partials_topic, repartition_topic
 
 log = logging.getLogger("stream_app.topics")
 OUTPUTS: dict[str, dict[str, str]] = {
@@ -71,6 +71,12 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
         for _, kind, _ in INPUTS.values():  # intake state and re-keying, co-partitioned with its input
             wanted[changelog_topic(settings.app_id, kind)] = {"cleanup.policy": "compact"}
             wanted[repartition_topic(settings.app_id, kind)] = {}
+        # The merge stage's topics too (Faust would declare them itself, but its
+        # consumer may subscribe before a new topic's partitions are in the metadata
+        # and then not see them until its next refresh, 5 minutes later).
+        wanted[partials_topic(settings.app_id)] = {}
+        for table in MERGE_TABLES:
+            wanted[f"{settings.app_id}-{table}-changelog"] = {"cleanup.policy": "compact"}
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=dict(configs))
@@ -81,6 +87,7 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
+            await _until_led(admin, [t.name for t in missing], settings.partitions)
         co_partitioned = [
             *INPUTS,
             *(repartition_topic(settings.app_id, kind) for _, kind, _ in INPUTS.values()),
@@ -95,6 +102,22 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
                 )
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], partitions: int) -> None:
+    """Wait (up to 30 s) until every new topic has all its partitions, each with a
+    leader: a new cluster takes seconds to get there, and a client that reads the
+    metadata before then keeps a topic without partitions until its next refresh."""
+    for _ in range(150):
+        described = await admin.describe_topics(topics)
+        if all(
+            len(topic.get("partitions", [])) == partitions
+            and all(p.get("leader", -1) >= 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.2)
+    log.warning("topics %s have no leader for every partition after 30 s", topics)
 
 
 async def partitions_of(consumer: Any, topic: str, timeout_s: float = 30.0) -> list[TopicPartition]:
