@@ -68,7 +68,7 @@ def board(
     """One push: the snapshots of `window` (with when each was last updated) and active alerts.
 
     `rows` pairs each snapshot with the wall-clock ms its data last moved;
-    `data_at_ms` is when any data last reached this worker.
+    `data_at_ms` is when the newest data this worker shows was written to Kafka.
     """
     wanted = None if not channels else set(channels)
     scores = [
