@@ -271,7 +271,6 @@ class Worker:
         env = {
             **os.environ,
             "STREAM_APP_BROKER": bootstrap,
-            "STREAM_APP_BROKER_KIND": broker_kind,
             "STREAM_APP_APP_ID": f"cx-bench-{uuid.uuid4().hex[:8]}",
             "STREAM_APP_WEB_PORT": str(self.port),
             "STREAM_APP_STORE": store,

@@ -32,10 +32,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     import faust
 
+    from stream_app.kafka.probe import prepare_broker
     from stream_app.service import CxService
-    from stream_app.topics import ensure_topics
 
-    asyncio.run(ensure_topics(settings))
+    settings = asyncio.run(prepare_broker(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     service = CxService(settings)
     worker = faust.Worker(service.app, loglevel=settings.log_level.upper(), redirect_stdouts=False)
@@ -113,7 +113,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "STREAM_APP_BROKER": broker.url,
         "STREAM_APP_WEB_PORT": str(web_port),
         "STREAM_APP_DATA_DIR": str(workdir / "data"),
-        "STREAM_APP_BROKER_KIND": "tansu",
     }
     settings = config.load(env)
     asyncio.run(ensure_topics(settings))

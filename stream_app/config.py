@@ -21,6 +21,7 @@ from stream_app.core.rules import Rule, RuleError, load_rules
 from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
 from stream_app.core.timeutil import parse_duration_ms
 from stream_app.core.windows import TODAY, Timeline, WindowSpec
+from stream_app.kafka.capabilities import KAFKA, BrokerCapabilities
 
 PREFIX = "STREAM_APP_"
 #: Variables whose values are never echoed, not even in a configuration error.
@@ -58,7 +59,8 @@ class Settings:
     data_dir: str = "./data"
     log_level: str = "info"
     replication_factor: int = 1
-    broker_kind: str = "kafka"
+    #: What the broker can do: probed at start-up (`stream_app.kafka.probe`).
+    capabilities: BrokerCapabilities = KAFKA
     #: Bearer token for /api and /wallboard; None leaves them open. Never printed.
     api_token: str | None = field(default=None, repr=False)
     #: Kafka connection security (TLS and/or SASL); the password is never printed.
@@ -70,17 +72,18 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     alert_rules: tuple[Rule, ...] = ()
-    #: exactly_once (Kafka transactions) or at_least_once; None: the broker's best.
-    processing_guarantee: str | None = None
+    #: auto, exactly_once (Kafka transactions) or at_least_once.
+    processing_guarantee: str = "auto"
     #: Names this worker's local intake state directory (rocksdb://); transactional
     #: producers are named per input partition instead. None: host name + web port.
     instance_id: str | None = None
 
     @property
     def guarantee(self) -> str:
-        if self.processing_guarantee is not None:
+        """The guarantee in force: `auto` is exactly_once where the broker has transactions."""
+        if self.processing_guarantee != "auto":
             return self.processing_guarantee
-        return "at_least_once" if self.broker_kind == "tansu" else "exactly_once"
+        return "exactly_once" if self.capabilities.transactions else "at_least_once"
 
     @property
     def instance(self) -> str:
@@ -247,13 +250,7 @@ def _rules_path(raw: str) -> str:
     return raw
 
 
-def _broker_kind(raw: str) -> str:
-    if raw not in ("kafka", "tansu"):
-        raise ValueError("unknown broker kind")
-    return raw
-
-
-GUARANTEES = ("exactly_once", "at_least_once")
+GUARANTEES = ("auto", "exactly_once", "at_least_once")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -330,7 +327,6 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "data_dir": ("DATA_DIR", str, "a directory"),
         "log_level": ("LOG_LEVEL", _log_level, "debug, info, warning or error"),
         "replication_factor": ("REPLICATION_FACTOR", _int_range(1, 16), "an integer 1-16"),
-        "broker_kind": ("BROKER_KIND", _broker_kind, "kafka or tansu"),
         "api_token": ("API_TOKEN", _token, "at least 16 characters without spaces"),
         "security_protocol": ("SECURITY_PROTOCOL", _choice(PROTOCOLS), "one of " + ", ".join(PROTOCOLS)),
         "sasl_mechanism": ("SASL_MECHANISM", _choice(MECHANISMS), "one of " + ", ".join(MECHANISMS)),
@@ -342,7 +338,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "processing_guarantee": (
             "PROCESSING_GUARANTEE",
             _choice(GUARANTEES),
-            "exactly_once or at_least_once",
+            "auto, exactly_once or at_least_once",
         ),
         "instance_id": ("INSTANCE_ID", _token_free_text, "a name without spaces"),
     }
@@ -355,11 +351,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     if settings.grace_ms < 0 or settings.future_ms < 0:
         raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
     _check_security(settings)
-    if settings.guarantee == "exactly_once" and settings.broker_kind == "tansu":
-        raise ConfigError(
-            f"{PREFIX}PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which the tansu broker"
-            " lacks; use at_least_once"
-        )
+    _check_override_channels(settings)
     try:
         rules = load_rules(
             Path(settings.rules) if settings.rules else None,
@@ -371,6 +363,17 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         where = settings.rules or "the default rules"
         raise ConfigError(f"{PREFIX}RULES={where}: {exc}") from None
     return replace(settings, alert_rules=rules)
+
+
+def _check_override_channels(settings: Settings) -> None:
+    """An SLA override for a channel that is not configured would never apply: a typo."""
+    for channel, priority, target in settings.sla_overrides:
+        if channel != "*" and channel not in settings.channels:
+            item = f"{channel}{'' if priority == '*' else '/' + priority}.{target}"
+            raise ConfigError(
+                f"{PREFIX}SLA_OVERRIDES: {item} names unknown channel {channel!r}"
+                f" (known: {', '.join(settings.channels)}, or * for every channel)"
+            )
 
 
 def _check_security(settings: Settings) -> None:

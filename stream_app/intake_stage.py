@@ -39,6 +39,7 @@ from stream_app.core.intake import INPUTS, Accepted, Intake, Rejected
 from stream_app.core.scoreboard import ChannelPartial, Partials
 from stream_app.core.store import Batch, StateStore
 from stream_app.internal_topics import changelog_topic, intake_group, partials_topic, repartition_topic
+from stream_app.kafka.backoff import Backoff
 from stream_app.metrics import Instruments
 from stream_app.state import open_stores
 
@@ -98,22 +99,29 @@ class IntakeStage:
         self.committer: asyncio.Task[None] | None = None
         self.checkpointer = Checkpointer(settings.app_id, False, True, {})  # replaced per run
         self.stopping = False
+        self.backoff = Backoff(1.0, 30.0)
+        #: What the intake waits for before it runs (None: running); shown by /healthz.
+        self.waiting_for: str | None = "its first partitions"
 
     # --- lifecycle ----------------------------------------------------------------
 
     async def run(self) -> None:
+        """Run, and after a broker failure start again from the committed offsets,
+        backing off (1 s doubling to 30 s; back to 1 s once a batch commits)."""
         while not self.stopping:
             try:
                 await self._run_once()
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
-                log.warning("intake: %s: %s; reconnecting and restoring state", type(exc).__name__, exc)
-                await asyncio.sleep(1)
+                delay = self.backoff.next()
+                self.waiting_for = f"the broker ({type(exc).__name__}: {exc}); next attempt in {delay:g} s"
+                log.warning("intake: waiting for %s", self.waiting_for)
+                await asyncio.sleep(delay)
 
     async def _run_once(self) -> None:
         s = self.settings
-        on_tansu = s.broker_kind == "tansu"
+        broker = s.capabilities
         common = {"bootstrap_servers": s.bootstrap, **s.kafka_client_options()}
         consumer = AIOKafkaConsumer(
             group_id=intake_group(s.app_id),
@@ -124,25 +132,26 @@ class IntakeStage:
             # Partition p of an input topic and of its repartition topic hold the same
             # entities: the range assignor gives both to the same worker.
             partition_assignment_strategy=(RangePartitionAssignor,),
-            # See service.py: tansu holds a JoinGroup for half the session timeout.
-            session_timeout_ms=2000 if on_tansu else 10_000,
-            heartbeat_interval_ms=500 if on_tansu else 3000,
+            session_timeout_ms=broker.session_timeout_ms,
+            heartbeat_interval_ms=broker.heartbeat_interval_ms,
             **common,
         )
         restorer = AIOKafkaConsumer(
             group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common
         )
         checkpointer = self.checkpointer = Checkpointer(
-            s.app_id, self.transactional, idempotent=not on_tansu, client_options=common
+            s.app_id, self.transactional, idempotent=broker.idempotence, client_options=common
         )
         for store in self.stores.values():
             store.reset()
-        await checkpointer.start(f"{s.app_id}-intake-warmup-{s.instance}")
-        await restorer.start()
         # One batch is folded while the one before it is being committed.
         self.pending = asyncio.Queue(maxsize=1)
         committer = self.committer = asyncio.create_task(self._commit_loop(self.pending, consumer))
         try:
+            # Every client is closed below whichever step fails (none is left behind
+            # for the garbage collector to complain about).
+            await checkpointer.start(f"{s.app_id}-intake-warmup-{s.instance}")
+            await restorer.start()
             await consumer.start()
             self.consumer = consumer
             consumer.subscribe(list(self.sources), listener=_Rebalance(self, restorer))
@@ -306,6 +315,7 @@ class IntakeStage:
         while True:
             folded = await queue.get()
             await self.checkpointer.commit(folded, consumer, group, partial(self._committed, folded.now))
+            self.backoff.reset()
             queue.task_done()
 
     def _committed(self, now: int, part: PartitionBatch) -> None:
@@ -451,3 +461,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 else:
                     consumer.seek(tp, committed)
                 self.stage.handled[(tp.topic, tp.partition)] = (committed or 0) - 1
+            self.stage.waiting_for = None

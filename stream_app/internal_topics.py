@@ -28,3 +28,8 @@ def intake_group(app_id: str) -> str:
 def intake_transactional_id(app_id: str, partition: int) -> str:
     """The transactional producer of one input partition number (zombie fencing)."""
     return f"{app_id}-intake-p{partition}"
+
+
+def probe_topic(app_id: str) -> str:
+    """One partition the start-up probe writes two records to (kafka/capabilities.py)."""
+    return f"{app_id}-probe"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -137,8 +137,15 @@ class Instruments:
         rules: Iterable[tuple[str, str]] = (),
         lag: LagSource | None = None,
         data_age: Callable[[], float] | None = None,
+        build: dict[str, str] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
+        if build is not None:
+            Info(
+                "cx_build",
+                "The worker's version and the processing guarantee in force (probed: auto)",
+                registry=self.registry,
+            ).info(build)
         self.events = Counter(
             "cx_events", "Input records by outcome", ["topic", "outcome"], registry=self.registry
         )
@@ -180,7 +187,8 @@ class Instruments:
         if data_age is not None:
             age = Gauge(
                 "cx_data_age_seconds",
-                "Seconds since data last reached this worker; grows while the broker or pipeline is down",
+                "Age of the newest data the figures include (since it was written to Kafka);"
+                " grows while the broker or pipeline is down or behind",
                 registry=self.registry,
             )
             age.set_function(data_age)

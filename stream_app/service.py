@@ -33,7 +33,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream_app import http_auth
+from stream_app import __version__, http_auth
 from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
@@ -133,6 +133,7 @@ class CxService:
             rules=[(rule.name, rule.severity) for rule in settings.alert_rules],
             lag=lambda: self.stage.lag(),
             data_age=lambda: (now_ms() - self.data_at()) / 1000,
+            build={"version": __version__, "processing_guarantee": settings.guarantee},
         )
         self.stage = IntakeStage(settings, self.intake, self.instruments, self._partials_sent)
         self.app = self._build_app()
@@ -141,7 +142,7 @@ class CxService:
 
     def _build_app(self) -> faust.App:
         s = self.settings
-        on_tansu = s.broker_kind == "tansu"
+        broker = s.capabilities
         app = ReadCommittedApp(
             s.app_id,
             broker=s.broker_urls,
@@ -162,14 +163,13 @@ class CxService:
             table_standby_replicas=0,
             key_serializer="raw",
             value_serializer="raw",
-            # tansu holds a JoinGroup for about half the session timeout and ignores
-            # LeaveGroup, so a short session makes joins and restarts take ~1 s there;
-            # Kafka refuses sessions under group.min.session.timeout.ms (6 s by default).
-            broker_session_timeout=2.0 if on_tansu else 10.0,
-            broker_heartbeat_interval=0.5 if on_tansu else 3.0,
-            # tansu reports a batch's base offset + 1 as the end offset, which makes
-            # Faust restore only part of a changelog; one record per batch avoids it.
-            producer_max_batch_size=1 if on_tansu else 16384,
+            # Probed (stream_app/kafka/capabilities.py): a broker that accepts short
+            # sessions gets them (tansu holds a JoinGroup for half the session); one
+            # record per batch where the end offsets of batches are off (else Faust
+            # restores only part of a changelog).
+            broker_session_timeout=broker.session_timeout_ms / 1000,
+            broker_heartbeat_interval=broker.heartbeat_interval_ms / 1000,
+            producer_max_batch_size=broker.producer_max_batch_size,
             # Faust's own consumer (partials and table changelogs) must not see the
             # records of aborted intake transactions: see ReadCommittedApp.
         )
@@ -287,12 +287,18 @@ class CxService:
         @app.page("/healthz")
         class HealthView(View):
             async def get(self, request: Request) -> Response:
+                waiting = service.stage.waiting_for
                 return self.json(
                     {
-                        "status": "ok",
+                        "status": "ok" if waiting is None else "not ready",
+                        "ready": waiting is None,
+                        "waiting_for": waiting,
+                        "processing_guarantee": service.settings.guarantee,
+                        "broker": service.settings.capabilities.describe(),
                         "owned_channels": service.scoreboard.owned(),
                         "global_view_records": service.global_records,
-                    }
+                    },
+                    status=200 if waiting is None else 503,
                 )
 
         del MetricsView, ScoresView, StreamView, WallboardView, WallboardAsset, HealthView
@@ -300,6 +306,13 @@ class CxService:
     # --- stage 1: intake (stream_app/intake_stage.py) ------------------------------
 
     async def _run_intake(self) -> None:
+        s = self.settings
+        log.info(
+            "broker: %s; processing guarantee %s%s",
+            s.capabilities.describe(),
+            s.guarantee,
+            " (auto)" if s.processing_guarantee == "auto" else "",
+        )
         self.stage.stopping = False
         try:
             await self.stage.run()

@@ -14,7 +14,13 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Topi
 
 from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
-from stream_app.internal_topics import MERGE_TABLES, changelog_topic, partials_topic, repartition_topic
+from stream_app.internal_topics import (
+    MERGE_TABLES,
+    changelog_topic,
+    partials_topic,
+    probe_topic,
+    repartition_topic,
+)
 
 log = logging.getLogger("stream_app.topics")
 OUTPUTS: dict[str, dict[str, str]] = {
@@ -83,11 +89,20 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
             for name, configs in wanted.items()
             if name not in existing
         ]
+        if probe_topic(settings.app_id) not in existing:  # two records per start, kept an hour
+            missing.append(
+                NewTopic(
+                    probe_topic(settings.app_id),
+                    1,
+                    settings.replication_factor,
+                    topic_configs={"retention.ms": "3600000"},
+                )
+            )
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
-            await _until_led(admin, [t.name for t in missing], settings.partitions)
+            await _until_led(admin, [t.name for t in missing])
         co_partitioned = [
             *INPUTS,
             *(repartition_topic(settings.app_id, kind) for _, kind, _ in INPUTS.values()),
@@ -104,15 +119,14 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
         await admin.close()
 
 
-async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], partitions: int) -> None:
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
     """Wait (up to 30 s) until every new topic has all its partitions, each with a
     leader: a new cluster takes seconds to get there, and a client that reads the
     metadata before then keeps a topic without partitions until its next refresh."""
     for _ in range(150):
         described = await admin.describe_topics(topics)
         if all(
-            len(topic.get("partitions", [])) == partitions
-            and all(p.get("leader", -1) >= 0 for p in topic["partitions"])
+            topic.get("partitions") and all(p.get("leader", -1) >= 0 for p in topic["partitions"])
             for topic in described
         ):
             return

@@ -157,10 +157,23 @@ def parse_rule(raw: Any, channels: tuple[str, ...], bucket_ms: int, retention_ms
     )
 
 
+def _for_channels(raw: Any, channels: tuple[str, ...]) -> Any:
+    """A shipped rule's channel list cut down to the configured channels; None when
+    none of them is configured (the rule is left out)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("channels"), list):
+        return raw
+    kept = [c for c in raw["channels"] if c in (*channels, "all")]
+    return {**raw, "channels": kept} if kept else None
+
+
 def load_rules(
     path: Path | None, channels: tuple[str, ...], bucket_ms: int, retention_ms: int
 ) -> tuple[Rule, ...]:
-    """Rules from a YAML file (`rules:` list); the shipped default when path is None."""
+    """Rules from a YAML file (`rules:` list); the shipped default when path is None.
+
+    A user's file is strict (an unknown channel is an error: a typo must not
+    silently disable an alert); the shipped defaults adapt to the configured
+    channels (SPEC §1: a valid configuration always starts)."""
     source = path or DEFAULT_RULES
     try:
         document = yaml.safe_load(source.read_text(encoding="utf-8"))
@@ -169,6 +182,8 @@ def load_rules(
     raw_rules = document.get("rules") if isinstance(document, dict) else None
     if not isinstance(raw_rules, list):
         raise RuleError(f"rules file {source} must hold a list under 'rules:'")
+    if path is None:
+        raw_rules = [adapted for r in raw_rules if (adapted := _for_channels(r, channels)) is not None]
     rules = tuple(parse_rule(r, channels, bucket_ms, retention_ms) for r in raw_rules)
     names = [r.name for r in rules]
     duplicate = next((n for n in names if names.count(n) > 1), None)

@@ -18,13 +18,16 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 
 @dataclass(frozen=True)
 class SlaTargets:
-    """Targets from a preset, with overrides keyed (channel|"*", priority|"*", target)."""
+    """Targets from a preset, with overrides keyed (channel|"*", priority|"*", target).
+
+    The most specific override wins: channel and priority, then channel, then
+    priority, then `*` (every channel, every priority), then the preset."""
 
     preset: str = "it_services"
     overrides: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def target_ms(self, target: str, channel: str, priority: str) -> int:
-        for key in ((channel, priority), (channel, "*"), ("*", priority)):
+        for key in ((channel, priority), (channel, "*"), ("*", priority), ("*", "*")):
             found = self.overrides.get((*key, target))
             if found is not None:
                 return found

@@ -28,7 +28,7 @@ def bootstrap() -> Iterator[str]:
         yield external.split("://", 1)[-1]
         return
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    os.environ["STREAM_APP_BROKER_KIND"] = "tansu"  # inherited by the worker processes
+    os.environ["CX_TEST_BROKER_KIND"] = "tansu"  # for the tests; workers probe the broker themselves
     with EmbeddedBroker(log_path=str(OUTPUT / f"tansu-{RUN}.log")) as broker:
         yield broker.bootstrap
 

@@ -45,7 +45,7 @@ COUNT_PATHS = (
 
 def exactly_once() -> bool:
     """Apache Kafka: transactions, exact figures. tansu: at_least_once (no loss)."""
-    return os.environ.get("STREAM_APP_BROKER_KIND", "kafka") == "kafka"
+    return os.environ.get("CX_TEST_BROKER_KIND", "kafka") == "kafka"
 
 
 def owns_channels(worker: WorkerProcess) -> bool:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Coroutine
@@ -80,7 +81,6 @@ class WorkerProcess:
             "STREAM_APP_APP_ID": app_id,
             "STREAM_APP_DATA_DIR": str(workdir / f"data-{app_id}"),
             "STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, *TEST_CHANNELS]),
-            "STREAM_APP_BROKER_KIND": os.environ.get("STREAM_APP_BROKER_KIND", "kafka"),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -144,7 +144,18 @@ class WorkerProcess:
 
     def owned_channels(self) -> set[str]:
         """The channels this worker owns now (its merge stage's partitions), from /healthz."""
-        return set(orjson.loads(self.get("/healthz"))["owned_channels"])
+        return set(self.health()["owned_channels"])
+
+    def health(self) -> dict[str, Any]:
+        """/healthz as JSON, whether it answers 200 (ready) or 503 (not ready)."""
+        try:
+            body = self.get("/healthz")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+            body = exc.read()
+        found: dict[str, Any] = orjson.loads(body)
+        return found
 
     def lag(self) -> float:
         """Input records not yet processed, summed over its `cx_consumer_lag` series."""

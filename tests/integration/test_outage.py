@@ -34,7 +34,6 @@ def test_a_20_second_broker_outage_is_ridden_out_exactly(
         bootstrap,
         workdir,
         f"cx-outage-{RUN}",
-        STREAM_APP_BROKER_KIND="kafka",
         STREAM_APP_STORE="rocksdb://",
         **stream.env,
     )

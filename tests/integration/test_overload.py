@@ -93,7 +93,6 @@ def test_twice_the_throughput_for_a_minute_is_survived_and_drained(
         workdir,
         f"cx-overload-{RUN}",
         STREAM_APP_STORE="rocksdb://",
-        STREAM_APP_BROKER_KIND="kafka",
         **stream.env,
     )
     worker.start()

@@ -49,7 +49,7 @@ async def committed_input_offsets(bootstrap: str, app_id: str) -> dict[TopicPart
 
 
 def test_a_refused_record_commits_nothing_and_loses_nothing(bootstrap: str, start_worker: Any) -> None:
-    if os.environ.get("STREAM_APP_BROKER_KIND") == "tansu":
+    if os.environ.get("CX_TEST_BROKER_KIND") == "tansu":
         pytest.skip("the embedded broker (tansu) has no AlterConfigs to make a topic refuse records")
     app_id = f"cx-refused-{RUN}"
     worker = start_worker(app_id, channel("probe"))

@@ -47,7 +47,6 @@ def sasl_env(password: str) -> dict[str, str]:
         "STREAM_APP_SASL_MECHANISM": "SCRAM-SHA-512",
         "STREAM_APP_SASL_USERNAME": USER,
         "STREAM_APP_SASL_PASSWORD": password,
-        "STREAM_APP_BROKER_KIND": "kafka",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -239,3 +240,28 @@ def test_every_spec_metric_can_be_used_in_a_rule() -> None:
 def test_shipped_default_rules_load() -> None:
     names = [r.name for r in config.load({}).alert_rules]
     assert "csat_drop" in names and len(names) == len(set(names))
+
+
+def test_shipped_default_rules_adapt_to_any_valid_channel_list() -> None:
+    """SPEC §1: a valid configuration always starts; defaults adapt to the channels."""
+    custom = config.load({"STREAM_APP_CHANNELS": "voice,webchat,email"})
+    names = {r.name for r in custom.alert_rules}
+    assert {"csat_drop", "csat_low"} <= names
+    for r in custom.alert_rules:
+        assert r.channels is None or set(r.channels) <= {"voice", "webchat", "email", "all"}, r
+    # a shipped rule whose channels are all absent is left out, not turned into "every channel"
+    only_email = config.load({"STREAM_APP_CHANNELS": "email"})
+    assert "first_response_slow" not in {r.name for r in only_email.alert_rules}
+    mixed = config.load({"STREAM_APP_CHANNELS": "chat,email"})
+    slow = next(r for r in mixed.alert_rules if r.name == "first_response_slow")
+    assert slow.channels == ("chat",)
+
+
+def test_a_users_rules_file_stays_strict_about_channels(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: r, kind: threshold, metric: csat, window: 1h, op: below, threshold: 0.5,"
+        " channels: [chta]}\n"
+    )
+    with pytest.raises(ConfigError, match=r"STREAM_APP_RULES=.*unknown channel 'chta'"):
+        config.load({"STREAM_APP_RULES": str(rules)})

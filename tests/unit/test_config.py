@@ -1,7 +1,11 @@
+from dataclasses import replace
+
 import pytest
 
 from stream_app import config
 from stream_app.config import ConfigError
+from stream_app.kafka.capabilities import KAFKA, BrokerCapabilities
+from stream_app.kafka.probe import resolve_guarantee
 
 
 def test_defaults_match_the_spec() -> None:
@@ -53,7 +57,7 @@ def test_values_are_parsed() -> None:
         ("RULES", "/does/not/exist.yaml"),
         ("BUCKET", "7m"),
         ("GRACE", "ten minutes"),
-        ("BROKER_KIND", "redpanda"),
+        ("PROCESSING_GUARANTEE", "twice"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
@@ -114,17 +118,32 @@ def test_sasl_settings_name_what_is_missing_and_hide_the_password() -> None:
     assert plain.faust_credentials().mechanism.value == "PLAIN"
 
 
-def test_processing_guarantee_follows_the_broker_and_refuses_what_it_lacks() -> None:
-    assert config.load({}).guarantee == "exactly_once"
-    assert config.load({"STREAM_APP_BROKER_KIND": "tansu"}).guarantee == "at_least_once"
+NO_TRANSACTIONS = BrokerCapabilities(
+    transactions=False,
+    idempotence=False,
+    exact_end_offsets=False,
+    short_sessions=True,
+    no_transactions_because="InitProducerId: UnknownError",
+)
+
+
+def test_processing_guarantee_auto_follows_what_the_broker_can_do() -> None:
+    auto = config.load({})
+    assert auto.processing_guarantee == "auto"
+    assert auto.guarantee == "exactly_once"  # Apache Kafka, until probed otherwise
+    assert replace(auto, capabilities=NO_TRANSACTIONS).guarantee == "at_least_once"
+    assert resolve_guarantee("auto", NO_TRANSACTIONS) == "at_least_once"
+    assert resolve_guarantee("auto", KAFKA) == "exactly_once"
     chosen = config.load({"STREAM_APP_PROCESSING_GUARANTEE": "AT_LEAST_ONCE"})
-    assert chosen.guarantee == "at_least_once"
-    with pytest.raises(
-        ConfigError, match=r"^STREAM_APP_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions"
-    ):
-        config.load({"STREAM_APP_BROKER_KIND": "tansu", "STREAM_APP_PROCESSING_GUARANTEE": "exactly_once"})
-    with pytest.raises(ConfigError, match="STREAM_APP_PROCESSING_GUARANTEE"):
-        config.load({"STREAM_APP_PROCESSING_GUARANTEE": "twice"})
+    assert replace(chosen, capabilities=KAFKA).guarantee == "at_least_once"
+
+
+def test_exactly_once_on_a_broker_without_transactions_is_one_line_naming_the_variable() -> None:
+    with pytest.raises(ConfigError) as raised:
+        resolve_guarantee("exactly_once", NO_TRANSACTIONS)
+    message = str(raised.value)
+    assert message.startswith("STREAM_APP_PROCESSING_GUARANTEE=exactly_once needs Kafka transactions")
+    assert "UnknownError" in message and "\n" not in message
 
 
 def test_instance_id_names_the_transactional_producer() -> None:
@@ -132,3 +151,25 @@ def test_instance_id_names_the_transactional_producer() -> None:
     assert config.load({"STREAM_APP_WEB_PORT": "7001"}).instance.endswith("-7001")
     with pytest.raises(ConfigError, match="STREAM_APP_INSTANCE_ID"):
         config.load({"STREAM_APP_INSTANCE_ID": "two words"})
+
+
+def test_an_sla_override_for_every_channel_applies_to_every_channel() -> None:
+    targets = config.load({"STREAM_APP_SLA_OVERRIDES": "*.first_response=5m"}).lifecycle_rules().sla
+    for channel in ("email", "chat", "phone"):
+        for priority in ("low", "urgent"):
+            assert targets.target_ms("first_response", channel, priority) == 300_000
+    assert targets.target_ms("resolution", "email", "low") == 8 * 3_600_000  # untouched
+    # more specific overrides still win over the wildcard
+    mixed = "*.first_response=5m;email.first_response=1h;*/urgent.first_response=1m"
+    targets = config.load({"STREAM_APP_SLA_OVERRIDES": mixed}).lifecycle_rules().sla
+    assert targets.target_ms("first_response", "email", "normal") == 3_600_000
+    assert targets.target_ms("first_response", "chat", "urgent") == 60_000
+    assert targets.target_ms("first_response", "chat", "normal") == 300_000
+
+
+@pytest.mark.parametrize("item", ["chta.first_response=5m", "chta/urgent.resolution=1h"])
+def test_an_sla_override_for_an_unknown_channel_is_one_line_naming_it(item: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load({"STREAM_APP_SLA_OVERRIDES": item})
+    message = str(raised.value)
+    assert message.startswith("STREAM_APP_SLA_OVERRIDES") and "'chta'" in message and "\n" not in message
