@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 OUTCOMES = ("accepted", "duplicate", "dead_letter")
+# Counters without their `<name>_created` gauges: promtool flags them, and nothing
+# here needs a counter's creation time (a restart shows in `process_start_time_seconds`).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 SnapshotSource = Callable[[], Iterable[dict[str, Any]]]
 
 #: (metric name, help, path into the snapshot, value key)
@@ -52,8 +55,9 @@ class ScoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         labels = ["channel", "window"]
         families = {name: GaugeMetricFamily(name, text, labels=labels) for name, text, _, _ in _SHARES}
-        for name, text, _ in _DURATIONS:
-            families[name] = GaugeMetricFamily(name, text, labels=[*labels, "quantile"])
+        # Percentile families are summaries over their window (SPEC §6): quantiles
+        # plus _sum and _count, so PromQL can take the mean (_sum / _count).
+        summaries = {name: Metric(name, text, "summary") for name, text, _ in _DURATIONS}
         sla = GaugeMetricFamily(
             "cx_sla_attainment_ratio", "Share within the SLA target", labels=[*labels, "target"]
         )
@@ -68,11 +72,17 @@ class ScoreCollector(Collector):
                 value = snap[part][field]
                 if value is not None and snap[part]["n"] > 0:
                     families[name].add_metric(key, float(value))
+            labelled = {"channel": snap["channel"], "window": snap["window"]}
             for name, _, part in _DURATIONS:
+                times = snap[part]
+                if not times["n"]:
+                    continue
+                summary = summaries[name]
                 for quantile, field in (("0.5", "p50"), ("0.9", "p90")):
-                    value = snap[part][field]
-                    if value is not None:
-                        families[name].add_metric([*key, quantile], float(value))
+                    if times[field] is not None:
+                        summary.add_sample(name, {**labelled, "quantile": quantile}, float(times[field]))
+                summary.add_sample(f"{name}_sum", labelled, float(times["sum"]))
+                summary.add_sample(f"{name}_count", labelled, float(times["n"]))
             for target in ("first_response", "resolution"):
                 share = snap["sla"][target]
                 if share["value"] is not None:
@@ -85,6 +95,7 @@ class ScoreCollector(Collector):
                 seen_channels.add(snap["channel"])
                 open_tickets.add_metric([snap["channel"]], float(snap["open_tickets"]))
         yield from families.values()
+        yield from summaries.values()
         yield sla
         yield contacts
         yield open_tickets

@@ -11,19 +11,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream_app.core import sketch
-from stream_app.core.formulas import ces_agrees, csat_satisfied, nps_class
+from stream_app.core.formulas import ces_agrees, ces_half_points, csat_satisfied, nps_class
 
 #: Counter names (kept short: they travel in every partial and changelog record).
 COUNTERS = (
     "csat_n", "csat_ok",
     "nps_n", "nps_pro", "nps_det",
-    "ces_n", "ces_ok", "ces_sum",
+    "ces_n", "ces_ok", "ces_h",
     "fcr_n", "fcr_ok",
     "end_n", "aband",
     "slafr_n", "slafr_ok", "slares_n", "slares_ok",
     "tickets", "chats", "surveys",
     "frt_sum", "res_sum", "wait_sum",
-    "ces_sq", "frt_sq", "res_sq", "wait_sq",
+    "ces_hsq", "frt_sq", "res_sq", "wait_sq",
     "frt_n", "res_n", "wait_n",
 )  # fmt: skip
 SKETCHES = ("frt", "res", "wait")
@@ -64,8 +64,10 @@ class Aggregate:
             self._bump("surveys", sign)
         elif kind == "ces":
             self._bump("ces_n", sign)
-            self._bump("ces_sum", sign * value)
-            self._bump("ces_sq", sign * value * value)
+            # the mean is on the 7-point scale: half points, 5-point answers rescaled
+            half = ces_half_points(value, flag)
+            self._bump("ces_h", sign * half)
+            self._bump("ces_hsq", sign * half * half)
             if ces_agrees(value, flag):
                 self._bump("ces_ok", sign)
             self._bump("surveys", sign)

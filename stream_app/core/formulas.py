@@ -30,6 +30,13 @@ def nps_class(score: int) -> int:
     return 0 if score >= 7 else -1
 
 
+def ces_half_points(score: int, scale: int) -> int:
+    """A CES answer on the 7-point scale, in half points (an integer, so sums stay
+    exact and retractable): 5-point answers are rescaled linearly, 1→1, 5→7
+    (SPEC §4), i.e. 7-point = 1.5 × score − 0.5; twice that is 3 × score − 1."""
+    return 2 * score if scale == 7 else 3 * score - 1
+
+
 def ces_agrees(score: int, scale: int) -> bool:
     """Agreement that the issue was easy to handle: 5–7 of 7, 4–5 of 5."""
     return score >= (5 if scale == 7 else 4)

@@ -26,7 +26,8 @@ class MetricSpec:
     squares: str = ""
     sketch: str = ""
     quantile: float = 0.0
-    scale: float = 1.0  # total / scale is the value (ms → s)
+    scale: float = 1.0  # total / scale is the value (ms → s, half points → points)
+    squares_scale: float = 1.0  # squares / squares_scale are in the value's unit squared
 
 
 def _durations(prefix: str, name: str, label: str) -> dict[str, MetricSpec]:
@@ -44,7 +45,17 @@ METRICS: dict[str, MetricSpec] = {
     "csat": MetricSpec("CSAT", "ratio", True, "ratio", hits="csat_ok", n="csat_n"),
     "nps": MetricSpec("NPS", "nps", True, "points", n="nps_n"),
     "ces": MetricSpec("CES agreement", "ratio", True, "ratio", hits="ces_ok", n="ces_n"),
-    "ces_mean": MetricSpec("mean CES", "mean", True, "score", total="ces_sum", squares="ces_sq", n="ces_n"),
+    "ces_mean": MetricSpec(
+        "mean CES (7-point scale)",
+        "mean",
+        True,
+        "score",
+        total="ces_h",
+        squares="ces_hsq",
+        n="ces_n",
+        scale=2.0,
+        squares_scale=4.0,
+    ),
     "fcr": MetricSpec("FCR", "ratio", True, "ratio", hits="fcr_ok", n="fcr_n"),
     "abandoned": MetricSpec("chat abandonment", "ratio", False, "ratio", hits="aband", n="end_n"),
     "sla_first_response": MetricSpec(
@@ -95,7 +106,7 @@ def measure(metric: str, agg: Aggregate, open_tickets: int = 0) -> Measure:
         return Measure(100.0 * (p - d), n, variance=10_000.0 * ((p + d) - (p - d) ** 2))
     if spec.kind == "mean":
         average = agg.get(spec.total) / spec.scale / n
-        variance = max(0.0, agg.get(spec.squares) / n - average * average)
+        variance = max(0.0, agg.get(spec.squares) / spec.squares_scale / n - average * average)
         return Measure(average, n, variance=variance)
     ms = sketch.quantiles(agg.sketches.get(spec.sketch, {}), [spec.quantile])[spec.quantile]
     return Measure(None if ms is None else ms / 1000.0, n)

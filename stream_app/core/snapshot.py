@@ -11,21 +11,20 @@ from stream_app.core.formulas import mean, nps, nps_interval, ratio, wilson_inte
 QUANTILES = (0.5, 0.9)
 
 
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
+# Values are exact floats (SPEC §6: full precision; rounding is for displays).
 
 
-def _ci(bounds: tuple[float, float] | None, digits: int = 4) -> list[float] | None:
-    return None if bounds is None else [round(bounds[0], digits), round(bounds[1], digits)]
+def _ci(bounds: tuple[float, float] | None) -> list[float] | None:
+    return None if bounds is None else [bounds[0], bounds[1]]
 
 
 def _share(agg: Aggregate, hits: str, n: str) -> dict[str, Any]:
     k, total = agg.get(hits), agg.get(n)
-    return {"value": _round(ratio(k, total)), "n": total, "ci95": _ci(wilson_interval(k, total))}
+    return {"value": ratio(k, total), "n": total, "ci95": _ci(wilson_interval(k, total))}
 
 
 def _seconds(ms: float | None) -> float | None:
-    return None if ms is None else round(ms / 1000, 3)
+    return None if ms is None else ms / 1000
 
 
 def _durations(agg: Aggregate, name: str) -> dict[str, Any]:
@@ -37,6 +36,7 @@ def _durations(agg: Aggregate, name: str) -> dict[str, Any]:
         "p90": _seconds(qs[0.9]),
         "mean": _seconds(mean(agg.get(f"{name}_sum"), n)),
         "n": n,
+        "sum": agg.get(f"{name}_sum") / 1000,
     }
 
 
@@ -45,13 +45,14 @@ def _headline(agg: Aggregate) -> dict[str, Any]:
     nps_n, pro, det = agg.get("nps_n"), agg.get("nps_pro"), agg.get("nps_det")
     ces_n = agg.get("ces_n")
     ces = _share(agg, "ces_ok", "ces_n")
-    ces["mean"] = _round(mean(agg.get("ces_sum"), ces_n), 3)
+    half_points = mean(agg.get("ces_h"), ces_n)  # on the 7-point scale (SPEC §4)
+    ces["mean"] = None if half_points is None else half_points / 2
     return {
         "csat": _share(agg, "csat_ok", "csat_n"),
         "nps": {
-            "value": _round(nps(pro, det, nps_n), 2),
+            "value": nps(pro, det, nps_n),
             "n": nps_n,
-            "ci95": _ci(nps_interval(pro, det, nps_n), 2),
+            "ci95": _ci(nps_interval(pro, det, nps_n)),
             "promoters": pro,
             "detractors": det,
         },

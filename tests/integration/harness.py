@@ -50,6 +50,7 @@ TEST_CHANNELS = [
         "wb_a",
         "wb_b",
         "grafana",
+        "promtool",
         "crash",
         "refused",
         "history",

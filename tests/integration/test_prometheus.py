@@ -145,3 +145,23 @@ def test_dashboard_queries_and_alert_rules_on_a_real_prometheus(
     rules = [rule for group in groups for rule in group["rules"]]
     assert len(rules) == 7
     assert [r["name"] for r in rules if r["health"] != "ok"] == [], rules
+
+
+def test_a_live_workers_exposition_passes_promtool(worker: WorkerProcess, bootstrap: str) -> None:
+    """SPEC §6: `promtool check metrics` passes on /metrics with every family populated
+    (percentile families are summaries; no `_created` series)."""
+    ch = channel("promtool")
+    run_sync(produce(bootstrap, records(seed_mix(ch, now_ms()))))
+    worker.wait_until(
+        lambda: metric_value(worker.metrics(), "cx_resolved_contacts", channel=ch, window="15m"),
+        60,
+        "the seed events in /metrics",
+    )
+    exposition = worker.get("/metrics")
+    assert f'cx_first_response_seconds_count{{channel="{ch}",window="15m"}}'.encode() in exposition
+    promtool = shutil.which("promtool") or str(Path(prometheus_binary()).with_name("promtool"))
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=60
+    )
+    problems = (checked.stdout + checked.stderr).decode()
+    assert checked.returncode == 0 and not problems.strip(), problems

@@ -4,7 +4,9 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
+from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import Schemas
+from stream_app.core.measures import measure
 from stream_app.core.replay import Replay
 from stream_app.core.scoreboard import ChannelPartial, Partials
 from stream_app.core.timeutil import parse_rfc3339_ms
@@ -38,7 +40,7 @@ def test_empty_window_values_are_null() -> None:
     chat_15m = next(s for s in sample_snapshots() if s["channel"] == "chat" and s["window"] == "15m")
     assert chat_15m["csat"]["value"] == 1.0
     assert chat_15m["nps"] == {"value": None, "n": 0, "ci95": None, "promoters": 0, "detractors": 0}
-    assert chat_15m["first_response_seconds"] == {"p50": None, "p90": None, "mean": None, "n": 0}
+    assert chat_15m["first_response_seconds"] == {"p50": None, "p90": None, "mean": None, "n": 0, "sum": 0.0}
 
 
 def test_prometheus_series_absent_when_window_is_empty() -> None:
@@ -48,6 +50,9 @@ def test_prometheus_series_absent_when_window_is_empty() -> None:
     assert 'cx_nps_score{channel="chat",window="1h"} -100.0' in text
     assert 'cx_nps_score{channel="chat",window="15m"}' not in text  # the detractor is 20 min old
     assert 'cx_first_response_seconds{channel="email",quantile="0.5",window="15m"}' in text
+    assert 'cx_first_response_seconds_count{channel="email",window="15m"} 1.0' in text
+    assert 'cx_first_response_seconds_sum{channel="email",window="15m"} 60.0' in text
+    assert 'cx_first_response_seconds{channel="chat"' not in text  # no first response there
     assert 'cx_open_tickets{channel="email"} 1.0' in text
     assert 'cx_fcr_ratio{channel="email"' not in text
     for line in text.splitlines():
@@ -90,3 +95,58 @@ def test_only_reported_windows_are_published() -> None:
     replay.feed("cx.surveys", encode(survey("csat", 5, NOW - 60_000, "chat")), NOW)
     assert "2m" in {w.name for w in settings.timeline().windows}
     assert {s["window"] for s in replay.snapshots(NOW)} == {"15m", "1h", "24h", "today"}
+
+
+def test_ratios_are_exposed_at_full_precision() -> None:
+    """FCR 6 of 9 is 0.666…, not 0.6667: rounding is for displays (SPEC §6)."""
+    replay = Replay(make_intake(), NOW)
+    for i in range(9):
+        tid = f"fcr-{i}"
+        at = NOW - 5 * 60_000 + i * 1000
+        replay.feed("cx.tickets", encode(event("ticket.created", at, "email", ticket_id=tid)), NOW)
+        replies = 1 if i < 6 else 2  # three need a second reply: not first-contact
+        for r in range(replies):
+            reply = event("ticket.agent_replied", at + 1000 + r, "email", ticket_id=tid)
+            replay.feed("cx.tickets", encode(reply), NOW)
+        replay.feed("cx.tickets", encode(event("ticket.resolved", at + 2000, "email", ticket_id=tid)), NOW)
+    snapshots = replay.snapshots(NOW)
+    email = next(s for s in snapshots if s["channel"] == "email" and s["window"] == "15m")
+    assert email["fcr"]["value"] == 6 / 9
+    text = generate_latest(Instruments(lambda: snapshots).registry).decode()
+    assert f'cx_fcr_ratio{{channel="email",window="15m"}} {6 / 9!r}' in text
+
+
+def test_percentile_families_are_summaries_and_counters_have_no_created_series() -> None:
+    snapshots = sample_snapshots()
+    instruments = Instruments(lambda: snapshots, topics=["cx.tickets"])
+    instruments.events.labels("cx.tickets", "accepted").inc()
+    text = generate_latest(instruments.registry).decode()
+    for family in ("cx_first_response_seconds", "cx_resolution_seconds", "cx_chat_wait_seconds"):
+        assert f"# TYPE {family} summary" in text
+    assert "_created" not in text
+
+
+def test_ces_mean_is_on_the_7_point_scale_with_5_point_answers_rescaled() -> None:
+    """SPEC §4: a 7 of 7 and a 5 of 5 are both the top of the scale: mean 7, not 6."""
+    replay = Replay(make_intake(), NOW)
+    replay.feed("cx.surveys", encode(survey("ces", 7, NOW - 60_000, "chat", scale=7)), NOW)
+    replay.feed("cx.surveys", encode(survey("ces", 5, NOW - 60_000, "chat", scale=5)), NOW)
+    replay.feed("cx.surveys", encode(survey("ces", 3, NOW - 60_000, "email", scale=5)), NOW)  # → 4
+    replay.feed("cx.surveys", encode(survey("ces", 1, NOW - 60_000, "email", scale=5)), NOW)  # → 1
+    replay.feed("cx.surveys", encode(survey("ces", 2, NOW - 60_000, "email", scale=7)), NOW)
+    by_channel = {s["channel"]: s for s in replay.snapshots(NOW) if s["window"] == "15m"}
+    assert by_channel["chat"]["ces"]["mean"] == 7.0
+    assert by_channel["email"]["ces"]["mean"] == (4 + 1 + 2) / 3
+    assert by_channel["all"]["ces"]["mean"] == (7 + 7 + 4 + 1 + 2) / 5
+
+
+def test_the_ces_mean_alert_metric_uses_the_same_7_point_scale() -> None:
+    agg = Aggregate()
+    for score, scale in ((7, 7), (5, 5), (3, 5), (2, 7)):
+        agg.add_fact(("chat", NOW, "ces", score, scale), 1)
+    found = measure("ces_mean", agg)
+    assert found.value == (7 + 7 + 4 + 2) / 4
+    values = [7, 7, 4, 2]
+    mean = sum(values) / 4
+    assert found.variance is not None
+    assert abs(found.variance - sum((v - mean) ** 2 for v in values) / 4) < 1e-12
