@@ -36,7 +36,18 @@ _SHARES = (
         "value",
     ),
     ("cx_resolved_contacts", "Resolved contacts (tickets and chats) in the window", "fcr", "n"),
-    ("cx_abandoned_ratio", "Share of ended chats that ended before an agent joined", "abandoned", "value"),
+    (
+        "cx_abandoned_ratio",
+        "Share of ended chats the customer left before an agent joined",
+        "abandoned",
+        "value",
+    ),
+    (
+        "cx_contained_ratio",
+        "Share of ended chats resolved by self-service (a bot) with no agent",
+        "contained",
+        "value",
+    ),
 )
 _DURATIONS = (
     ("cx_first_response_seconds", "First response time (tickets and chats)", "first_response_seconds"),

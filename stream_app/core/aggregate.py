@@ -19,7 +19,7 @@ COUNTERS = (
     "nps_n", "nps_pro", "nps_det",
     "ces_n", "ces_ok", "ces_h",
     "fcr_n", "fcr_ok",
-    "end_n", "aband",
+    "end_n", "aband", "contn",
     "slafr_n", "slafr_ok", "slares_n", "slares_ok",
     "tickets", "chats", "surveys",
     "frt_sum", "res_sum", "wait_sum",
@@ -34,7 +34,7 @@ SKETCHES = ("frt", "res", "wait")
 #:   csat | nps | ces                                   value=score, flag=scale
 #:   first_response | resolution                        value=ms, flag=1 if within SLA
 #:   chat_wait                                          value=ms
-#:   chat_ended                                         flag=1 if abandoned
+#:   chat_ended                                         flag=0 answered, 1 abandoned, 2 contained
 #:   resolved_contact                                   flag=1 if first-contact
 #:   open                                               time 0: backlog, not windowed
 Fact = tuple[str, int, str, int, int]
@@ -81,9 +81,12 @@ class Aggregate:
             self._bump("slares_ok", sign * flag)
         elif kind == "chat_wait":
             self._duration("wait", value, sign)
-        elif kind == "chat_ended":
+        elif kind == "chat_ended":  # flag: 0 answered, 1 abandoned, 2 contained (self-service)
             self._bump("end_n", sign)
-            self._bump("aband", sign * flag)
+            if flag == 1:
+                self._bump("aband", sign)
+            elif flag == 2:
+                self._bump("contn", sign)
         elif kind == "resolved_contact":
             self._bump("fcr_n", sign)
             self._bump("fcr_ok", sign * flag)

@@ -168,6 +168,10 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
 # --- chats -------------------------------------------------------------------
 
 
+#: How a chat ended (the flag of its `chat_ended` fact).
+ANSWERED, ABANDONED, CONTAINED = 0, 1, 2
+
+
 def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
     """Fold one chat event into its state. False means a recognised replay."""
     digest = _remember(state, event, at_ms, "st")
@@ -206,9 +210,14 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
         facts.append((channel, agent_in, "chat_wait", max(0, agent_in - t0), 0))
     ended = state.get("en")
     if ended:
-        abandoned = agent_in is None or agent_in > ended[0]
-        facts.append((channel, ended[0], "chat_ended", 0, int(abandoned)))
-        if ended[2]:
+        no_agent = agent_in is None or agent_in > ended[0]
+        if no_agent and ended[2]:  # resolved by self-service (a bot): contained, not abandoned
+            facts.append((channel, ended[0], "chat_ended", 0, CONTAINED))
+        else:
+            facts.append((channel, ended[0], "chat_ended", 0, ABANDONED if no_agent else ANSWERED))
+        if ended[2] and not no_agent:
+            # FCR is the agents' first-contact resolution: a contained chat is measured
+            # by containment instead (counting it here would flatter FCR).
             first_contact = not state.get("tr", False)
             facts.append((channel, ended[0], "resolved_contact", 0, int(first_contact)))
     return facts

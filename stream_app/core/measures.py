@@ -58,6 +58,7 @@ METRICS: dict[str, MetricSpec] = {
     ),
     "fcr": MetricSpec("FCR", "ratio", True, "ratio", hits="fcr_ok", n="fcr_n"),
     "abandoned": MetricSpec("chat abandonment", "ratio", False, "ratio", hits="aband", n="end_n"),
+    "contained": MetricSpec("self-service containment", "ratio", True, "ratio", hits="contn", n="end_n"),
     "sla_first_response": MetricSpec(
         "first-response SLA attainment", "ratio", True, "ratio", hits="slafr_ok", n="slafr_n"
     ),

@@ -94,6 +94,7 @@ def build_snapshot(
         "resolution_seconds": _durations(agg, "res"),
         "chat_wait_seconds": _durations(agg, "wait"),
         "abandoned": _share(agg, "aband", "end_n"),
+        "contained": _share(agg, "contn", "end_n"),
         "sla": {
             "first_response": _share(agg, "slafr_ok", "slafr_n"),
             "resolution": _share(agg, "slares_ok", "slares_n"),

@@ -150,3 +150,35 @@ def test_the_ces_mean_alert_metric_uses_the_same_7_point_scale() -> None:
     mean = sum(values) / 4
     assert found.variance is not None
     assert abs(found.variance - sum((v - mean) ** 2 for v in values) / 4) < 1e-12
+
+
+def test_a_chat_the_bot_resolved_is_contained_not_abandoned_nor_an_fcr() -> None:
+    """SPEC §4: ended `resolved: true` with no agent is self-service containment."""
+    replay = Replay(make_intake(), NOW)
+    at = NOW - 5 * 60_000
+
+    def chat(cid: str, *steps: tuple[str, int, dict[str, Any]]) -> None:
+        for kind, offset, fields in steps:
+            replay.feed("cx.chats", encode(event(kind, at + offset, "chat", chat_id=cid, **fields)), NOW)
+
+    chat(
+        "bot",
+        ("chat.started", 0, {}),
+        ("chat.message", 1000, {"sender": "customer"}),
+        ("chat.message", 2000, {"sender": "bot"}),
+        ("chat.ended", 3000, {"resolved": True}),
+    )
+    chat("left", ("chat.started", 0, {}), ("chat.ended", 9000, {"resolved": False}))
+    chat(
+        "agent",
+        ("chat.started", 0, {}),
+        ("chat.agent_joined", 5000, {}),
+        ("chat.message", 6000, {"sender": "agent"}),
+        ("chat.ended", 60_000, {"resolved": True}),
+    )
+    snap = next(s for s in replay.snapshots(NOW) if s["channel"] == "chat" and s["window"] == "15m")
+    assert snap["abandoned"]["value"] == 1 / 3 and snap["abandoned"]["n"] == 3  # only "left"
+    assert snap["contained"]["value"] == 1 / 3 and snap["contained"]["n"] == 3  # only "bot"
+    assert snap["fcr"] == {**snap["fcr"], "value": 1.0, "n": 1}  # only the agent's chat
+    text = generate_latest(Instruments(lambda: [snap]).registry).decode()
+    assert f'cx_contained_ratio{{channel="chat",window="15m"}} {1 / 3!r}' in text
