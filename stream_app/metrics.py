@@ -49,10 +49,22 @@ _SHARES = (
         "value",
     ),
 )
-_DURATIONS = (
-    ("cx_first_response_seconds", "First response time (tickets and chats)", "first_response_seconds"),
-    ("cx_resolution_seconds", "Ticket resolution time", "resolution_seconds"),
-    ("cx_chat_wait_seconds", "Chat wait until an agent joined", "chat_wait_seconds"),
+#: (metric name, help, [(snapshot part, extra labels)]): first response is one
+#: family with a `kind` label, tickets (hours) and chats (seconds) never mixed.
+_DURATIONS: tuple[tuple[str, str, tuple[tuple[str, dict[str, str]], ...]], ...] = (
+    (
+        "cx_first_response_seconds",
+        "First response time, tickets and chats apart (kind)",
+        (("first_response_seconds", {"kind": "ticket"}), ("chat_first_response_seconds", {"kind": "chat"})),
+    ),
+    ("cx_resolution_seconds", "Ticket resolution time", (("resolution_seconds", {}),)),
+    ("cx_chat_wait_seconds", "Chat wait until an agent joined", (("chat_wait_seconds", {}),)),
+)
+#: (target label, kind label, snapshot key under `sla`)
+_SLA = (
+    ("first_response", "ticket", "first_response"),
+    ("first_response", "chat", "chat_first_response"),
+    ("resolution", "ticket", "resolution"),
 )
 
 
@@ -70,7 +82,7 @@ class ScoreCollector(Collector):
         # plus _sum and _count, so PromQL can take the mean (_sum / _count).
         summaries = {name: Metric(name, text, "summary") for name, text, _ in _DURATIONS}
         sla = GaugeMetricFamily(
-            "cx_sla_attainment_ratio", "Share within the SLA target", labels=[*labels, "target"]
+            "cx_sla_attainment_ratio", "Share within the SLA target", labels=[*labels, "target", "kind"]
         )
         contacts = GaugeMetricFamily(
             "cx_contacts", "Tickets created / chats started in the window", labels=[*labels, "kind"]
@@ -84,20 +96,21 @@ class ScoreCollector(Collector):
                 if value is not None and snap[part]["n"] > 0:
                     families[name].add_metric(key, float(value))
             labelled = {"channel": snap["channel"], "window": snap["window"]}
-            for name, _, part in _DURATIONS:
-                times = snap[part]
-                if not times["n"]:
-                    continue
-                summary = summaries[name]
-                for quantile, field in (("0.5", "p50"), ("0.9", "p90")):
-                    if times[field] is not None:
-                        summary.add_sample(name, {**labelled, "quantile": quantile}, float(times[field]))
-                summary.add_sample(f"{name}_sum", labelled, float(times["sum"]))
-                summary.add_sample(f"{name}_count", labelled, float(times["n"]))
-            for target in ("first_response", "resolution"):
-                share = snap["sla"][target]
+            for name, _, parts in _DURATIONS:
+                for part, extra in parts:
+                    times = snap[part]
+                    if not times["n"]:
+                        continue
+                    summary, series = summaries[name], {**labelled, **extra}
+                    for quantile, field in (("0.5", "p50"), ("0.9", "p90")):
+                        if times[field] is not None:
+                            summary.add_sample(name, {**series, "quantile": quantile}, float(times[field]))
+                    summary.add_sample(f"{name}_sum", series, float(times["sum"]))
+                    summary.add_sample(f"{name}_count", series, float(times["n"]))
+            for target, kind, part in _SLA:
+                share = snap["sla"][part]
                 if share["value"] is not None:
-                    sla.add_metric([*key, target], float(share["value"]))
+                    sla.add_metric([*key, target, kind], float(share["value"]))
             for kind, field in (("ticket", "tickets"), ("chat", "chats")):
                 count = snap["volume"][field]
                 if count:

@@ -48,11 +48,11 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ("First-contact resolution", "percentunit", [(f"cx_fcr_ratio{{{SEL}}}", "{{channel}}")], 0, 1),
             ("Resolved contacts", "short", [(f"cx_resolved_contacts{{{SEL}}}", "{{channel}}")], 0, None),
             (
-                "First response time (p50, p90)",
+                "First response time (p50, p90; tickets and chats apart)",
                 "s",
                 [
-                    (f'cx_first_response_seconds{{{SEL}, quantile="0.5"}}', "p50 {{channel}}"),
-                    (f'cx_first_response_seconds{{{SEL}, quantile="0.9"}}', "p90 {{channel}}"),
+                    (f'cx_first_response_seconds{{{SEL}, quantile="0.5"}}', "p50 {{channel}} {{kind}}"),
+                    (f'cx_first_response_seconds{{{SEL}, quantile="0.9"}}', "p90 {{channel}} {{kind}}"),
                 ],
                 0,
                 None,
@@ -73,7 +73,7 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 [
                     (
                         f'cx_sla_attainment_ratio{{{SEL}, target="first_response"}}',
-                        "first response {{channel}}",
+                        "first response {{channel}} {{kind}}",
                     ),
                     (f'cx_sla_attainment_ratio{{{SEL}, target="resolution"}}', "resolution {{channel}}"),
                 ],

@@ -20,19 +20,19 @@ COUNTERS = (
     "ces_n", "ces_ok", "ces_h",
     "fcr_n", "fcr_ok",
     "end_n", "aband", "contn",
-    "slafr_n", "slafr_ok", "slares_n", "slares_ok",
+    "slafr_n", "slafr_ok", "slares_n", "slares_ok", "slacfr_n", "slacfr_ok",
     "tickets", "chats", "surveys",
-    "frt_sum", "res_sum", "wait_sum",
-    "ces_hsq", "frt_sq", "res_sq", "wait_sq",
-    "frt_n", "res_n", "wait_n",
+    "frt_sum", "res_sum", "wait_sum", "cfrt_sum",
+    "ces_hsq", "frt_sq", "res_sq", "wait_sq", "cfrt_sq",
+    "frt_n", "res_n", "wait_n", "cfrt_n",
 )  # fmt: skip
-SKETCHES = ("frt", "res", "wait")
+SKETCHES = ("frt", "res", "wait", "cfrt")
 
 #: A fact is one contribution of one ticket/chat/survey to one bucket:
 #: (channel, event time ms, kind, value, flag). Kinds:
 #:   ticket_created, chat_started                       value/flag unused (0)
 #:   csat | nps | ces                                   value=score, flag=scale
-#:   first_response | resolution                        value=ms, flag=1 if within SLA
+#:   first_response (ticket) | chat_first_response | resolution   value=ms, flag=1 if within SLA
 #:   chat_wait                                          value=ms
 #:   chat_ended                                         flag=0 answered, 1 abandoned, 2 contained
 #:   resolved_contact                                   flag=1 if first-contact
@@ -75,6 +75,10 @@ class Aggregate:
             self._duration("frt", value, sign)
             self._bump("slafr_n", sign)
             self._bump("slafr_ok", sign * flag)
+        elif kind == "chat_first_response":  # seconds, not hours: never mixed with tickets
+            self._duration("cfrt", value, sign)
+            self._bump("slacfr_n", sign)
+            self._bump("slacfr_ok", sign * flag)
         elif kind == "resolution":
             self._duration("res", value, sign)
             self._bump("slares_n", sign)

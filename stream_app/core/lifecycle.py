@@ -204,8 +204,8 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     facts: list[Fact] = [(channel, t0, "chat_started", 0, 0)]
     if agent_message is not None:
         ms = max(0, agent_message - t0)
-        ok = ms <= rules.sla.target_ms("first_response", channel, "normal")
-        facts.append((channel, agent_message, "first_response", ms, int(ok)))
+        ok = ms <= rules.sla.target_ms("chat_first_response", channel, "normal")
+        facts.append((channel, agent_message, "chat_first_response", ms, int(ok)))
     if agent_in is not None:
         facts.append((channel, agent_in, "chat_wait", max(0, agent_in - t0), 0))
     ended = state.get("en")

@@ -60,12 +60,16 @@ METRICS: dict[str, MetricSpec] = {
     "abandoned": MetricSpec("chat abandonment", "ratio", False, "ratio", hits="aband", n="end_n"),
     "contained": MetricSpec("self-service containment", "ratio", True, "ratio", hits="contn", n="end_n"),
     "sla_first_response": MetricSpec(
-        "first-response SLA attainment", "ratio", True, "ratio", hits="slafr_ok", n="slafr_n"
+        "ticket first-response SLA attainment", "ratio", True, "ratio", hits="slafr_ok", n="slafr_n"
+    ),
+    "sla_chat_first_response": MetricSpec(
+        "chat first-response SLA attainment", "ratio", True, "ratio", hits="slacfr_ok", n="slacfr_n"
     ),
     "sla_resolution": MetricSpec(
         "resolution SLA attainment", "ratio", True, "ratio", hits="slares_ok", n="slares_n"
     ),
-    **_durations("first_response", "frt", "first response time"),
+    **_durations("first_response", "frt", "ticket first response time"),
+    **_durations("chat_first_response", "cfrt", "chat first response time"),
     **_durations("resolution", "res", "resolution time"),
     **_durations("chat_wait", "wait", "chat wait"),
     "volume_tickets": MetricSpec("tickets created", "count", True, "count", n="tickets"),

@@ -59,6 +59,7 @@ def _headline(agg: Aggregate) -> dict[str, Any]:
         "ces": {"value": ces["value"], "mean": ces["mean"], "n": ces_n, "ci95": ces["ci95"]},
         "fcr": _share(agg, "fcr_ok", "fcr_n"),
         "first_response_seconds": _durations(agg, "frt"),
+        "chat_first_response_seconds": _durations(agg, "cfrt"),
         "volume": {
             "tickets": agg.get("tickets"),
             "chats": agg.get("chats"),
@@ -91,12 +92,14 @@ def build_snapshot(
         "ces": head["ces"],
         "fcr": head["fcr"],
         "first_response_seconds": head["first_response_seconds"],
+        "chat_first_response_seconds": head["chat_first_response_seconds"],
         "resolution_seconds": _durations(agg, "res"),
         "chat_wait_seconds": _durations(agg, "wait"),
         "abandoned": _share(agg, "aband", "end_n"),
         "contained": _share(agg, "contn", "end_n"),
         "sla": {
             "first_response": _share(agg, "slafr_ok", "slafr_n"),
+            "chat_first_response": _share(agg, "slacfr_ok", "slacfr_n"),
             "resolution": _share(agg, "slares_ok", "slares_n"),
         },
         "volume": head["volume"],

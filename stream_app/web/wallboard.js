@@ -23,8 +23,11 @@ const COLUMNS = [
   },
   { id: "fcr", value: (s) => s.fcr.value, n: (s) => s.fcr.n, format: percent, better: +1 },
   {
-    id: "frt", value: (s) => s.first_response_seconds.p90, n: (s) => s.first_response_seconds.n,
+    // Tickets (hours) and chats (seconds) are never mixed: the row shows the kind
+    // with more first responses in the window, and says which.
+    id: "frt", value: (s) => firstResponse(s).p90, n: (s) => firstResponse(s).n,
     format: duration, better: -1,
+    extra: (s) => (firstResponse(s).n ? ` · ${firstResponse(s) === s.first_response_seconds ? "tkt" : "chat"}` : ""),
   },
   { id: "backlog", value: (s) => s.open_tickets, format: count, better: -1, noTrend: true },
   {
@@ -38,10 +41,16 @@ const ALERT_COLUMN = {
   csat: "csat", nps: "nps", ces: "ces", ces_mean: "ces", fcr: "fcr",
   first_response_mean: "frt", first_response_p50: "frt", first_response_p90: "frt",
   sla_first_response: "frt", open_tickets: "backlog",
+  chat_first_response_mean: "frt", chat_first_response_p50: "frt", chat_first_response_p90: "frt",
+  sla_chat_first_response: "frt",
   volume_tickets: "volume", volume_chats: "volume", volume_surveys: "volume",
 };
 const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 
+function firstResponse(s) {
+  const chats = s.chat_first_response_seconds;
+  return chats && chats.n > s.first_response_seconds.n ? chats : s.first_response_seconds;
+}
 function percent(v) { return `${Math.round(v * 100)}%`; }
 function points(v) { return `${Math.round(v)}`; }
 function count(v) { return `${v}`; }

@@ -38,6 +38,7 @@ COUNT_PATHS = (
     ("ces", "n"),
     ("fcr", "n"),
     ("first_response_seconds", "n"),
+    ("chat_first_response_seconds", "n"),
     ("resolution_seconds", "n"),
     ("chat_wait_seconds", "n"),
 )

@@ -30,6 +30,13 @@ RATE = 5000  # events/s offered
 def test_a_worker_stalled_past_its_session_commits_nothing_stale(
     bootstrap: str, workdir: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    if not exactly_once():
+        pytest.skip(
+            "the embedded broker (tansu) keeps a member frozen past its session as the group's"
+            " leader: the other members' SyncGroup then waits for its assignment for ever (seen"
+            " in CI: both workers rejoined generation 3 every 3 s for 5 minutes); zombie fencing"
+            " is a property of brokers with transactions"
+        )
     rng = random.Random(RUN + "stall")
     stream = bench_stream("stall", EVENTS, seed=rng.randrange(2**32))
     app_id = f"cx-stall-{RUN}"

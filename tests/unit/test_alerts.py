@@ -15,7 +15,7 @@ from stream_app.config import ConfigError
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.measures import METRICS, measure
-from stream_app.core.rules import Rule, RuleError, parse_rule
+from stream_app.core.rules import Rule, RuleError, _for_channels, parse_rule
 
 CHANNELS = ("chat", "email", "phone")
 
@@ -249,12 +249,12 @@ def test_shipped_default_rules_adapt_to_any_valid_channel_list() -> None:
     assert {"csat_drop", "csat_low"} <= names
     for r in custom.alert_rules:
         assert r.channels is None or set(r.channels) <= {"voice", "webchat", "email", "all"}, r
-    # a shipped rule whose channels are all absent is left out, not turned into "every channel"
-    only_email = config.load({"STREAM_APP_CHANNELS": "email"})
-    assert "first_response_slow" not in {r.name for r in only_email.alert_rules}
-    mixed = config.load({"STREAM_APP_CHANNELS": "chat,email"})
-    slow = next(r for r in mixed.alert_rules if r.name == "first_response_slow")
-    assert slow.channels == ("chat",)
+    # a shipped rule's channel list keeps the configured ones; with none left the rule
+    # is left out, not turned into "every channel"
+    live = {"name": "live", "channels": ["chat", "phone", "all"]}
+    assert _for_channels(live, ("chat", "email")) == {**live, "channels": ["chat", "all"]}
+    assert _for_channels({"name": "x", "channels": ["phone"]}, ("email",)) is None
+    assert _for_channels({"name": "y", "channels": "all"}, ("email",)) == {"name": "y", "channels": "all"}
 
 
 def test_a_users_rules_file_stays_strict_about_channels(tmp_path: Path) -> None:

@@ -173,3 +173,11 @@ def test_an_sla_override_for_an_unknown_channel_is_one_line_naming_it(item: str)
         config.load({"STREAM_APP_SLA_OVERRIDES": item})
     message = str(raised.value)
     assert message.startswith("STREAM_APP_SLA_OVERRIDES") and "'chta'" in message and "\n" not in message
+
+
+def test_chats_have_their_own_first_response_target_in_seconds() -> None:
+    targets = config.load({}).lifecycle_rules().sla
+    assert targets.target_ms("chat_first_response", "chat", "normal") == 60_000
+    assert targets.target_ms("first_response", "chat", "normal") == 2 * 3_600_000  # tickets
+    tuned = config.load({"STREAM_APP_SLA_OVERRIDES": "*.chat_first_response=30s"}).lifecycle_rules().sla
+    assert tuned.target_ms("chat_first_response", "video", "normal") == 30_000

@@ -128,7 +128,7 @@ def test_chat_wait_first_response_and_bot_is_not_a_response() -> None:
     )
     facts = chat_facts(state, RULES)
     assert kinds(facts, "chat_wait") == [("chat", T0 + 40_000, "chat_wait", 40_000, 0)]
-    assert kinds(facts, "first_response") == [("chat", T0 + 55_000, "first_response", 55_000, 1)]
+    assert kinds(facts, "chat_first_response") == [("chat", T0 + 55_000, "chat_first_response", 55_000, 1)]
     assert kinds(facts, "chat_ended") == [("chat", T0 + 300_000, "chat_ended", 0, 0)]
     assert kinds(facts, "resolved_contact") == [("chat", T0 + 300_000, "resolved_contact", 0, 1)]
 

@@ -49,9 +49,9 @@ def test_prometheus_series_absent_when_window_is_empty() -> None:
     assert 'cx_csat_ratio{channel="chat",window="15m"} 1.0' in text
     assert 'cx_nps_score{channel="chat",window="1h"} -100.0' in text
     assert 'cx_nps_score{channel="chat",window="15m"}' not in text  # the detractor is 20 min old
-    assert 'cx_first_response_seconds{channel="email",quantile="0.5",window="15m"}' in text
-    assert 'cx_first_response_seconds_count{channel="email",window="15m"} 1.0' in text
-    assert 'cx_first_response_seconds_sum{channel="email",window="15m"} 60.0' in text
+    assert 'cx_first_response_seconds{channel="email",kind="ticket",quantile="0.5",window="15m"}' in text
+    assert 'cx_first_response_seconds_count{channel="email",kind="ticket",window="15m"} 1.0' in text
+    assert 'cx_first_response_seconds_sum{channel="email",kind="ticket",window="15m"} 60.0' in text
     assert 'cx_first_response_seconds{channel="chat"' not in text  # no first response there
     assert 'cx_open_tickets{channel="email"} 1.0' in text
     assert 'cx_fcr_ratio{channel="email"' not in text
@@ -182,3 +182,35 @@ def test_a_chat_the_bot_resolved_is_contained_not_abandoned_nor_an_fcr() -> None
     assert snap["fcr"] == {**snap["fcr"], "value": 1.0, "n": 1}  # only the agent's chat
     text = generate_latest(Instruments(lambda: [snap]).registry).decode()
     assert f'cx_contained_ratio{{channel="chat",window="15m"}} {1 / 3!r}' in text
+
+
+def test_first_response_is_reported_per_kind_with_a_chat_target_in_seconds() -> None:
+    """SPEC §4/§5: tickets (hours) and chats (seconds) never share a percentile or a
+    target; under it_services a chat answered after 5 minutes misses its 60 s target
+    (it met the tickets' 2 hours before)."""
+    replay = Replay(make_intake(), NOW)
+    at = NOW - 10 * 60_000
+    for i, wait_ms in enumerate((30_000, 45_000, 300_000)):
+        cid = f"c{i}"
+        replay.feed("cx.chats", encode(event("chat.started", at, "chat", chat_id=cid)), NOW)
+        message = event("chat.message", at + wait_ms, "chat", chat_id=cid, sender="agent")
+        replay.feed("cx.chats", encode(message), NOW)
+    replay.feed("cx.tickets", encode(event("ticket.created", at - 3_600_000, "chat", ticket_id="t")), NOW)
+    reply = event("ticket.agent_replied", at, "chat", ticket_id="t")
+    replay.feed("cx.tickets", encode(reply), NOW)
+    snapshots = replay.snapshots(NOW)
+    snap = next(s for s in snapshots if s["channel"] == "chat" and s["window"] == "15m")
+    assert snap["chat_first_response_seconds"]["n"] == 3
+    assert snap["chat_first_response_seconds"]["mean"] == (30 + 45 + 300) / 3
+    assert snap["first_response_seconds"]["n"] == 1 and snap["first_response_seconds"]["mean"] == 3600.0
+    assert snap["sla"]["chat_first_response"]["value"] == 2 / 3
+    assert snap["sla"]["first_response"]["value"] == 1.0  # 1 h < 2 h
+    text = generate_latest(Instruments(lambda: snapshots).registry).decode()
+    assert 'cx_first_response_seconds_count{channel="chat",kind="chat",window="15m"} 3.0' in text
+    assert 'cx_first_response_seconds_count{channel="chat",kind="ticket",window="15m"} 1.0' in text
+    chat_sla = 'cx_sla_attainment_ratio{channel="chat",kind="chat",target="first_response",window="15m"}'
+    assert f"{chat_sla} {2 / 3!r}" in text
+    assert (
+        'cx_sla_attainment_ratio{channel="chat",kind="ticket",target="first_response",window="15m"} 1.0'
+        in text
+    )
