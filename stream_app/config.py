@@ -25,7 +25,7 @@ from stream_app.kafka.capabilities import KAFKA, BrokerCapabilities
 
 PREFIX = "STREAM_APP_"
 #: Variables whose values are never echoed, not even in a configuration error.
-SECRETS = frozenset({"API_TOKEN", "SASL_PASSWORD"})
+SECRETS = frozenset({"API_TOKEN", "SASL_PASSWORD", "ALERT_WEBHOOK"})
 DEFAULT_CHANNELS = ("phone", "email", "chat", "sms", "social", "video", "portal", "app", "in_person")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 T = TypeVar("T")
@@ -72,6 +72,9 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     alert_rules: tuple[Rule, ...] = ()
+    #: Where every alert message is POSTed (a Slack incoming webhook or any HTTP
+    #: receiver); None: alerts go to cx.alerts and Prometheus only. Never printed.
+    alert_webhook: str | None = field(default=None, repr=False)
     #: auto, exactly_once (Kafka transactions) or at_least_once.
     processing_guarantee: str = "auto"
     #: Names this worker's local intake state directory (rocksdb://); transactional
@@ -285,6 +288,12 @@ def _token(raw: str) -> str:
     return raw
 
 
+def _webhook(raw: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise ValueError("not an http(s) URL")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     if raw.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("unknown level")
@@ -341,6 +350,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
             "auto, exactly_once or at_least_once",
         ),
         "instance_id": ("INSTANCE_ID", _token_free_text, "a name without spaces"),
+        "alert_webhook": ("ALERT_WEBHOOK", _webhook, "an http:// or https:// URL"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)

@@ -213,6 +213,14 @@ class Instruments:
             ["kind"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "cx_alert_notifications",
+            "Alert messages POSTed to STREAM_APP_ALERT_WEBHOOK: sent, or failed after retries",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("sent", "failed"):
+            self.notifications.labels(outcome)
         for kind in ("ticket", "chat"):
             self.incomplete.labels(kind)
             self.open_expired.labels(kind)

@@ -197,6 +197,8 @@ class CxService:
         app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
         app.task(self._follow_outputs)
         app.task(self._run_intake)
+        if s.alert_webhook:
+            app.task(self._run_alert_webhook)
         self._routes(app)
         return app
 
@@ -318,6 +320,11 @@ class CxService:
             await self.stage.run()
         finally:
             self.stage.stopping = True
+
+    async def _run_alert_webhook(self) -> None:
+        from stream_app.alert_webhook import AlertWebhook
+
+        await AlertWebhook(self.settings, self.instruments, self.started_ms).run()
 
     def _partials_sent(self, ready: dict[str, ChannelPartial], now: int) -> None:
         for channel in ready:

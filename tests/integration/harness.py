@@ -54,6 +54,7 @@ TEST_CHANNELS = [
         "crash",
         "refused",
         "history",
+        "webhook",
     )
 ]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,64 @@ def test_one_episode_across_a_worker_restart(start_worker: Any, bootstrap: str, 
     )
     time.sleep(3)
     check_episode(alert_messages(bootstrap, ch), ch)
+
+
+class Receiver:
+    """A local HTTP endpoint standing in for Slack: records every POST body; answers
+    the first one 503 (a receiver hiccup: the worker must retry)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.refused == 0:
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.bodies.append(orjson.loads(body))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_alerts_reach_a_webhook_once_per_state_change(
+    start_worker: Any, bootstrap: str, workdir: Path
+) -> None:
+    ch = channel("webhook")
+    receiver = Receiver()
+    try:
+        worker = start_worker(
+            f"cx-alert-webhook-{RUN}",
+            channel("probe"),
+            STREAM_APP_RULES=str(rules_file(workdir, ch)),
+            STREAM_APP_ALERT_WEBHOOK=receiver.url,
+        )
+        stationary_then_drop(worker, bootstrap, ch)
+        recover(bootstrap, ch)
+
+        def posted() -> list[dict[str, Any]]:
+            return [b for b in receiver.bodies if b["alert"]["channel"] == ch]
+
+        worker.wait_until(lambda: len(posted()) >= 2, 90, "a firing and a resolved POST")
+        time.sleep(3)  # nothing more may arrive
+        bodies = posted()
+        check_episode([b["alert"] for b in bodies], ch)
+        assert bodies[0]["text"].startswith(":rotating_light: *FIRING* [critical] CSAT on")
+        assert bodies[1]["text"].startswith(":white_check_mark: *RESOLVED*")
+        assert receiver.refused == 1  # the first POST was refused and retried
+        assert metric_value(worker.metrics(), "cx_alert_notifications_total", outcome="sent") == 2
+    finally:
+        receiver.close()

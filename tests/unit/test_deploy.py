@@ -81,3 +81,21 @@ def test_grafana_provisions_the_datasource_and_dashboard_for_anonymous_viewers()
     assert used == {datasource["uid"]}
     home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home == f"{dashboards_dir}/cx-stream.json"
+
+
+def test_prometheus_sends_its_alerts_to_the_stacks_alertmanager() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (manager,) = config["alerting"]["alertmanagers"]
+    (static,) = manager["static_configs"]
+    assert static["targets"] == ["alertmanager:9093"]
+    assert "9093:9093" in SERVICES["alertmanager"]["ports"]
+    assert mounts("alertmanager")["/etc/alertmanager"] == "deploy/alertmanager"
+    alertmanager = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"] for r in alertmanager["receivers"]}
+    routed = {alertmanager["route"]["receiver"], *(r["receiver"] for r in alertmanager["route"]["routes"])}
+    assert routed <= receivers
+    # the routes and inhibition match on labels the Prometheus rules actually set
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    severities = {r["labels"]["severity"] for g in rules["groups"] for r in g["rules"]}
+    assert {"critical", "warning"} <= severities
+    assert alertmanager["route"]["group_by"] == ["alertname", "channel"]
