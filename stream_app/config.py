@@ -72,6 +72,8 @@ class Settings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     alert_rules: tuple[Rule, ...] = ()
+    #: Wallboard: scores from fewer responses are shown dimmed with n and interval.
+    min_sample: int = 30
     #: Where every alert message is POSTed (a Slack incoming webhook or any HTTP
     #: receiver); None: alerts go to cx.alerts and Prometheus only. Never printed.
     alert_webhook: str | None = field(default=None, repr=False)
@@ -351,6 +353,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         ),
         "instance_id": ("INSTANCE_ID", _token_free_text, "a name without spaces"),
         "alert_webhook": ("ALERT_WEBHOOK", _webhook, "an http:// or https:// URL"),
+        "min_sample": ("MIN_SAMPLE", _int_range(1, 100_000), "an integer 1-100000"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)

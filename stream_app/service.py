@@ -475,6 +475,7 @@ class CxService:
             now_ms=now_ms(),
             data_at_ms=data_at,
             timezone=self.settings.timezone,
+            min_sample=self.settings.min_sample,
         )
 
     async def _publish_snapshots(self) -> None:

@@ -64,6 +64,7 @@ def board(
     now_ms: int,
     data_at_ms: int,
     timezone: str,
+    min_sample: int = 30,
 ) -> dict[str, Any]:
     """One push: the snapshots of `window` (with when each was last updated) and active alerts.
 
@@ -89,6 +90,8 @@ def board(
         "alerts": alerts,
         "row_stale_after_ms": ROW_STALE_AFTER_MS,
         "stale_since_ms": data_at_ms if stale else None,
+        #: scores from fewer responses are shown dimmed with their n and interval
+        "min_sample": min_sample,
     }
 
 

@@ -15,13 +15,13 @@ const CONNECTION_STALE_MS = 5000;
 
 // Columns: how to read the figure, its sample size and its trend from a snapshot.
 const COLUMNS = [
-  { id: "csat", value: (s) => s.csat.value, n: (s) => s.csat.n, format: percent, better: +1 },
-  { id: "nps", value: (s) => s.nps.value, n: (s) => s.nps.n, format: points, better: +1 },
+  { id: "csat", value: (s) => s.csat.value, n: (s) => s.csat.n, ci: (s) => s.csat.ci95, format: percent, better: +1 },
+  { id: "nps", value: (s) => s.nps.value, n: (s) => s.nps.n, ci: (s) => s.nps.ci95, format: points, better: +1 },
   {
-    id: "ces", value: (s) => s.ces.value, n: (s) => s.ces.n, format: percent, better: +1,
+    id: "ces", value: (s) => s.ces.value, n: (s) => s.ces.n, ci: (s) => s.ces.ci95, format: percent, better: +1,
     extra: (s) => (s.ces.mean == null ? "" : ` · avg ${s.ces.mean.toFixed(1)}`),
   },
-  { id: "fcr", value: (s) => s.fcr.value, n: (s) => s.fcr.n, format: percent, better: +1 },
+  { id: "fcr", value: (s) => s.fcr.value, n: (s) => s.fcr.n, ci: (s) => s.fcr.ci95, format: percent, better: +1 },
   {
     // Tickets (hours) and chats (seconds) are never mixed: the row shows the kind
     // with more first responses in the window, and says which.
@@ -100,12 +100,22 @@ function stateClass(severity) {
   return severity === "warning" || severity === "critical" ? severity : "ok";
 }
 
-function cell(column, snap, severity) {
+// A score from fewer responses than the board's minimum sample is noise-prone: shown
+// dimmed, with its n and its 95% interval, so nobody acts on "NPS 50" from n=2.
+function cell(column, snap, severity, minSample) {
   const value = column.value(snap);
   const n = column.n ? column.n(snap) : null;
   const shown = value == null ? "—" : column.format(value);
-  const sub = [n == null ? "" : `n=${n}`, column.extra ? column.extra(snap) : ""].join("").replace(/^ · /, "");
-  return `<td class="metric ${stateClass(severity)}" data-metric="${column.id}" data-state="${stateClass(severity)}">
+  const lowN = value != null && n != null && n < minSample;
+  const ci = lowN && column.ci ? column.ci(snap) : null;
+  // "40–89%": one unit sign for the pair keeps the line short enough for the cell
+  const high = ci ? column.format(ci[1]) : "";
+  const low = ci ? column.format(ci[0]).replace(/%$/, high.endsWith("%") ? "" : "%") : "";
+  const interval = ci ? ` · ${low}–${high}` : "";
+  // a dimmed cell shows why (n and interval) instead of its usual extra figure
+  const extra = column.extra && !lowN ? column.extra(snap) : "";
+  const sub = [n == null ? "" : `n=${n}`, interval, extra].join("").replace(/^ · /, "");
+  return `<td class="metric ${stateClass(severity)}${lowN ? " low-n" : ""}" data-metric="${column.id}" data-state="${stateClass(severity)}" data-low-n="${lowN}" title="${lowN ? `only ${n} responses (fewer than ${minSample}): 95% interval${escapeHtml(interval.replace(" · ", " "))}` : ""}">
     <div><span class="figure${value == null ? " none" : ""}" data-value="${value == null ? "" : value}">${escapeHtml(shown)}</span></div>
     <div class="sub" data-n="${n == null ? "" : n}">${trend(column, snap)}${escapeHtml(sub)}</div></td>`;
 }
@@ -114,7 +124,7 @@ function row(snap, board, marks) {
   const stale = board.now_ms - snap.updated_ms > board.row_stale_after_ms;
   const channelState = stateClass(marks.channel);
   const note = stale ? `<div class="stale-note">stale since ${escapeHtml(timeOf(snap.updated_ms))}</div>` : "";
-  const cells = COLUMNS.map((c) => cell(c, snap, marks[c.id])).join("");
+  const cells = COLUMNS.map((c) => cell(c, snap, marks[c.id], board.min_sample || 0)).join("");
   return `<tr class="${snap.channel === "all" ? "rollup" : ""}${stale ? " stale" : ""}" data-channel="${escapeHtml(snap.channel)}">
     <td class="channel ${channelState}"><div class="name" title="${escapeHtml(snap.channel)}">${escapeHtml(snap.channel)}</div>${note}</td>${cells}</tr>`;
 }

@@ -94,7 +94,9 @@ def duration(seconds: float) -> str:
 
 def expected_cells(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Column → (raw value, sample size, text) as the wallboard must show them."""
-    frt = snap["first_response_seconds"]
+    # tickets and chats are never mixed: the column shows the kind with more first responses
+    chats, tickets = snap["chat_first_response_seconds"], snap["first_response_seconds"]
+    frt = chats if chats["n"] > tickets["n"] else tickets
     volume = snap["volume"]["tickets"] + snap["volume"]["chats"]
     columns = {
         "csat": (snap["csat"]["value"], snap["csat"]["n"], percent),
@@ -123,6 +125,8 @@ READ_PAGE = """() => {
       cells[td.dataset.metric] = {
         value: raw === '' ? null : Number(raw), n: n === '' ? null : Number(n),
         text: figure.textContent, state: td.dataset.state, trend: trend ? trend.dataset.trend : null,
+        lowN: td.dataset.lowN === 'true', sub: td.querySelector('.sub').textContent,
+        opacity: Number(getComputedStyle(figure).opacity),
       };
     }
     out[row.dataset.channel] = cells;
@@ -202,8 +206,18 @@ def test_wallboard_in_a_real_browser(
     # 1. The figures equal the API's, as numbers, sample sizes and text.
     page_matches_api(page, board_worker, [alerting, calm])
 
-    # 2. Colours come from the firing alerts; the banner names them.
+    # 2. Scores from fewer responses than the minimum sample (30) are dimmed, with their
+    #    n and 95% interval: CES has 10 answers in the seed mix, CSAT 100.
     cells = shown(page)
+    ces_api = next(s for s in board_worker.scores(window=WINDOW) if s["channel"] == calm)["ces"]
+    assert ces_api["n"] == 10
+    ces = cells[calm]["ces"]
+    assert ces["lowN"] is True and ces["opacity"] < 0.5
+    low, high = ces_api["ci95"]
+    assert ces["sub"].endswith(f"n=10 · {percent(low)[:-1]}–{percent(high)}")
+    assert cells[calm]["csat"]["lowN"] is False and cells[calm]["csat"]["opacity"] == 1
+
+    # 2b. Colours come from the firing alerts; the banner names them.
     assert cells[alerting]["csat"]["state"] == "critical"
     assert cells[alerting]["frt"]["state"] == "warning"
     assert {c["state"] for c in cells[calm].values()} == {"ok"}

@@ -31,7 +31,16 @@ def test_the_body_is_slack_text_plus_the_whole_alert() -> None:
 
 @pytest.mark.parametrize(
     ("status", "again"),
-    [(None, True), (500, True), (503, True), (429, True), (408, True), (400, False), (404, False), (410, False)],
+    [
+        (None, True),
+        (500, True),
+        (503, True),
+        (429, True),
+        (408, True),
+        (400, False),
+        (404, False),
+        (410, False),
+    ],
 )
 def test_only_transient_failures_are_retried(status: int | None, again: bool) -> None:
     assert retry_after(status) is again

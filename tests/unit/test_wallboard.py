@@ -2,6 +2,10 @@
 
 from typing import Any
 
+import pytest
+
+from stream_app import config
+from stream_app.config import ConfigError
 from stream_app.core.timeutil import format_ms
 from stream_app.wallboard import BOARD_STALE_AFTER_MS, Alerts, board, sse_event, static_file
 
@@ -91,3 +95,11 @@ def test_page_assets_are_packaged() -> None:
     page = static_file("wallboard.html").decode()
     assert "/wallboard/wallboard.js" in page and "/wallboard/wallboard.css" in page
     assert b"EventSource" in static_file("wallboard.js")
+
+
+def test_the_board_carries_the_minimum_sample_the_page_dims_below() -> None:
+    assert push()["min_sample"] == 30  # SPEC-facing default
+    assert push(min_sample=50)["min_sample"] == 50
+    assert config.load({"STREAM_APP_MIN_SAMPLE": "12"}).min_sample == 12
+    with pytest.raises(ConfigError, match=r"^STREAM_APP_MIN_SAMPLE"):
+        config.load({"STREAM_APP_MIN_SAMPLE": "0"})
