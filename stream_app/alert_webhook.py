@@ -8,7 +8,8 @@ offset is committed once it was delivered or given up on (counted in
 `cx_alert_notifications_total{outcome}`). A message is posted at least once: a
 worker that dies between the POST and the commit posts it again after restart.
 A new group starts at the messages written after this worker started, so turning
-the webhook on does not replay old alerts.
+the webhook on does not replay old alerts. Only this deployment's alerts are posted
+(header `x-app-id`): `cx.alerts` is shared by every app id on the broker.
 """
 
 from __future__ import annotations
@@ -70,12 +71,18 @@ class AlertWebhook:
             consumer.subscribe([ALERTS_TOPIC], listener=_StartAtLaunch(consumer, self.started_ms))
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async for record in consumer:
-                    if record.value is not None:
+                    if record.value is not None and self._ours(record.headers):
                         await self._deliver(session, record.value)
                     tp = TopicPartition(record.topic, record.partition)
                     await consumer.commit({tp: record.offset + 1})
         finally:
             await consumer.stop()
+
+    def _ours(self, headers: Any) -> bool:
+        """Written by a worker of this deployment (cx.alerts is shared by every app id
+        on the broker; records without the header predate it and are posted)."""
+        found = dict(headers or ())
+        return "x-app-id" not in found or found["x-app-id"] == self.settings.app_id.encode()
 
     async def _deliver(self, session: aiohttp.ClientSession, value: bytes) -> None:
         try:

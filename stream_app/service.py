@@ -502,7 +502,12 @@ class CxService:
             self.alert_states[channel] = states
         for message in messages:
             record_key = f"{message['rule']}/{channel}/{message['window']}".encode()
-            await self.alerts_topic.send(key=record_key, value=orjson.dumps(message))
+            # cx.alerts is shared by every deployment on the broker: the header says whose
+            await self.alerts_topic.send(
+                key=record_key,
+                value=orjson.dumps(message),
+                headers={"x-app-id": self.settings.app_id.encode()},
+            )
             self.instruments.alerts.labels(message["rule"], message["severity"], message["state"]).inc()
             log.warning("alert %s: %s", message["state"], message["summary"])
         for rule_window, state in states.items():

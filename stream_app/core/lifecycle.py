@@ -198,6 +198,10 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     channel = _channel(state, started)
     joined: int | None = state.get("jn")
     agent_message: int | None = state.get("am")
+    ended = state.get("en")
+    if ended:  # an agent who joins or writes after the end answered nobody
+        joined = joined if joined is not None and joined <= ended[0] else None
+        agent_message = agent_message if agent_message is not None and agent_message <= ended[0] else None
     # An agent's message proves an agent joined, even if the platform sent no join event.
     agent_in = min((t for t in (joined, agent_message) if t is not None), default=None)
     t0 = started[0]
@@ -208,9 +212,8 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
         facts.append((channel, agent_message, "chat_first_response", ms, int(ok)))
     if agent_in is not None:
         facts.append((channel, agent_in, "chat_wait", max(0, agent_in - t0), 0))
-    ended = state.get("en")
     if ended:
-        no_agent = agent_in is None or agent_in > ended[0]
+        no_agent = agent_in is None
         if no_agent and ended[2]:  # resolved by self-service (a bot): contained, not abandoned
             facts.append((channel, ended[0], "chat_ended", 0, CONTAINED))
         else:

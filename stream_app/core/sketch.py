@@ -9,6 +9,7 @@ adding −1 at its key, and merging two sketches is adding their counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from ddsketch.mapping import LogarithmicMapping
@@ -56,8 +57,12 @@ def total(counts: Mapping[int, int]) -> int:
 
 
 def quantiles(counts: Mapping[int, int], qs: Iterable[float]) -> dict[float, float | None]:
-    """DDSketch's quantile rule: the key holding rank ⌊q·(n−1)⌋ (0-based), per q.
+    """The nearest-rank quantile: the key holding rank ⌈q·n⌉ (1-based), per q, i.e.
+    the smallest value (within the sketch's 1%) with at least a share q of the
+    observations at or below it: "90% of first responses took at most p90".
 
+    (DDSketch's own rule, rank ⌊q·(n−1)⌋, reads low on small samples: the p90 of
+    10, 20, 30, 40 and 500 s was 40 s, below the mean; nearest rank gives 500 s.)
     Returns None for every q of an empty sketch.
     """
     n = total(counts)
@@ -69,7 +74,7 @@ def quantiles(counts: Mapping[int, int], qs: Iterable[float]) -> dict[float, flo
     index = 0
     seen = ordered[0][1]
     for q in wanted:
-        rank = int(q * (n - 1))
+        rank = max(0, math.ceil(q * n) - 1)  # 0-based
         while seen <= rank and index + 1 < len(ordered):
             index += 1
             seen += ordered[index][1]

@@ -200,6 +200,9 @@ def test_alerts_reach_a_webhook_once_per_state_change(
         assert bodies[0]["text"].startswith(":rotating_light: *FIRING* [critical] CSAT on")
         assert bodies[1]["text"].startswith(":white_check_mark: *RESOLVED*")
         assert receiver.refused == 1  # the first POST was refused and retried
+        # cx.alerts is shared by the session's other workers (other app ids), whose
+        # alerts are not this deployment's to post: only its own two arrive
+        assert [b["alert"]["channel"] for b in receiver.bodies] == [ch, ch]
         assert metric_value(worker.metrics(), "cx_alert_notifications_total", outcome="sent") == 2
     finally:
         receiver.close()

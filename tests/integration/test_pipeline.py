@@ -65,12 +65,26 @@ def test_scores_match_the_pure_core(worker: WorkerProcess, bootstrap: str) -> No
         ("cx_fcr_ratio", ()): exp["fcr"]["value"],
         ("cx_resolved_contacts", ()): exp["fcr"]["n"],
         ("cx_abandoned_ratio", ()): exp["abandoned"]["value"],
-        ("cx_first_response_seconds", (("quantile", "0.5"),)): exp["first_response_seconds"]["p50"],
-        ("cx_first_response_seconds", (("quantile", "0.9"),)): exp["first_response_seconds"]["p90"],
+        ("cx_first_response_seconds", (("kind", "ticket"), ("quantile", "0.5"))): exp[
+            "first_response_seconds"
+        ]["p50"],
+        ("cx_first_response_seconds", (("kind", "ticket"), ("quantile", "0.9"))): exp[
+            "first_response_seconds"
+        ]["p90"],
+        ("cx_first_response_seconds", (("kind", "chat"), ("quantile", "0.5"))): exp[
+            "chat_first_response_seconds"
+        ]["p50"],
         ("cx_resolution_seconds", (("quantile", "0.9"),)): exp["resolution_seconds"]["p90"],
         ("cx_chat_wait_seconds", (("quantile", "0.5"),)): exp["chat_wait_seconds"]["p50"],
-        ("cx_sla_attainment_ratio", (("target", "first_response"),)): exp["sla"]["first_response"]["value"],
-        ("cx_sla_attainment_ratio", (("target", "resolution"),)): exp["sla"]["resolution"]["value"],
+        ("cx_sla_attainment_ratio", (("target", "first_response"), ("kind", "ticket"))): exp["sla"][
+            "first_response"
+        ]["value"],
+        ("cx_sla_attainment_ratio", (("target", "first_response"), ("kind", "chat"))): exp["sla"][
+            "chat_first_response"
+        ]["value"],
+        ("cx_sla_attainment_ratio", (("target", "resolution"), ("kind", "ticket"))): exp["sla"]["resolution"][
+            "value"
+        ],
         ("cx_contacts", (("kind", "ticket"),)): exp["volume"]["tickets"],
     }
     for (name, extra), value in checks.items():
@@ -112,7 +126,10 @@ def test_empty_windows_are_absent_not_zero(worker: WorkerProcess, bootstrap: str
     for name in ("cx_fcr_ratio", "cx_nps_score", "cx_ces_average", "cx_abandoned_ratio"):
         assert metric_value(samples, name, channel=ch, window="15m") is None, name
     assert (
-        metric_value(samples, "cx_first_response_seconds", channel=ch, window="15m", quantile="0.9") is None
+        metric_value(
+            samples, "cx_first_response_seconds", channel=ch, window="15m", kind="ticket", quantile="0.9"
+        )
+        is None
     )
     (snap,) = worker.scores(channel=ch, window="15m") or [None]
     if snap is not None:  # the API view may lag a second behind /metrics

@@ -158,7 +158,9 @@ def test_a_live_workers_exposition_passes_promtool(worker: WorkerProcess, bootst
         "the seed events in /metrics",
     )
     exposition = worker.get("/metrics")
-    assert f'cx_first_response_seconds_count{{channel="{ch}",window="15m"}}'.encode() in exposition
+    assert (
+        f'cx_first_response_seconds_count{{channel="{ch}",kind="ticket",window="15m"}}'.encode() in exposition
+    )
     promtool = shutil.which("promtool") or str(Path(prometheus_binary()).with_name("promtool"))
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=60

@@ -58,14 +58,19 @@ def test_restart_recovers_scores_and_ticket_state(start_worker: Any, bootstrap: 
     )
     restarted.wait_until(
         lambda: metric_value(
-            restarted.metrics(), "cx_first_response_seconds", channel=ch, window="15m", quantile="0.5"
+            restarted.metrics(),
+            "cx_first_response_seconds",
+            channel=ch,
+            window="15m",
+            kind="ticket",
+            quantile="0.5",
         ),
         60,
         "first response after restart",
     )
     samples = restarted.metrics()
-    assert metric_value(samples, "cx_first_response_seconds", channel=ch, window="15m", quantile="0.5") == (
-        pytest.approx(300, rel=0.01)
-    )
+    assert metric_value(
+        samples, "cx_first_response_seconds", channel=ch, window="15m", kind="ticket", quantile="0.5"
+    ) == (pytest.approx(300, rel=0.01))
     assert metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 2
     restarted.stop()

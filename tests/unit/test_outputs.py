@@ -167,6 +167,9 @@ def test_a_chat_the_bot_resolved_is_contained_not_abandoned_nor_an_fcr() -> None
         ("chat.message", 1000, {"sender": "customer"}),
         ("chat.message", 2000, {"sender": "bot"}),
         ("chat.ended", 3000, {"resolved": True}),
+        # an agent who joins and writes after the end answered nobody
+        ("chat.agent_joined", 50_000, {}),
+        ("chat.message", 60_000, {"sender": "agent"}),
     )
     chat("left", ("chat.started", 0, {}), ("chat.ended", 9000, {"resolved": False}))
     chat(
@@ -180,6 +183,8 @@ def test_a_chat_the_bot_resolved_is_contained_not_abandoned_nor_an_fcr() -> None
     assert snap["abandoned"]["value"] == 1 / 3 and snap["abandoned"]["n"] == 3  # only "left"
     assert snap["contained"]["value"] == 1 / 3 and snap["contained"]["n"] == 3  # only "bot"
     assert snap["fcr"] == {**snap["fcr"], "value": 1.0, "n": 1}  # only the agent's chat
+    assert snap["chat_first_response_seconds"]["n"] == 1  # the agent chat's, not the bot chat's
+    assert snap["chat_wait_seconds"]["n"] == 1
     text = generate_latest(Instruments(lambda: [snap]).registry).decode()
     assert f'cx_contained_ratio{{channel="chat",window="15m"}} {1 / 3!r}' in text
 

@@ -1,3 +1,5 @@
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -7,8 +9,9 @@ durations = st.lists(st.integers(0, 30 * 86_400_000), min_size=1, max_size=400)
 
 
 def exact_quantile(values: list[int], q: float) -> int:
+    """Nearest rank: the ⌈q·n⌉-th smallest value (the first for q = 0)."""
     ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def build(values: list[int]) -> sketch.Counts:
@@ -52,3 +55,13 @@ def test_empty_sketch_has_no_quantiles() -> None:
 def test_json_round_trip() -> None:
     counts = build([0, 1, 250, 99_000])
     assert sketch.decode(sketch.encode(counts)) == counts
+
+
+def test_small_samples_are_not_read_low() -> None:
+    """p90 of 10, 20, 30, 40, 500 s is 500 s (90% at or below it), not 40 s."""
+    counts = build([10_000, 20_000, 30_000, 40_000, 500_000])
+    found = sketch.quantiles(counts, [0.5, 0.9])
+    assert found[0.9] is not None and abs(found[0.9] - 500_000) <= 5_000
+    assert found[0.5] is not None and abs(found[0.5] - 30_000) <= 300
+    pair = sketch.quantiles(build([30_000, 90_000]), [0.9])[0.9]
+    assert pair is not None and abs(pair - 90_000) <= 900  # never below the mean of two
