@@ -32,9 +32,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     import faust
 
+    from stream_app.kafka.log_throttle import throttle_kafka_client_logs
     from stream_app.kafka.probe import prepare_broker
     from stream_app.service import CxService
 
+    throttle_kafka_client_logs()
     settings = asyncio.run(prepare_broker(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     service = CxService(settings)

@@ -60,6 +60,9 @@ METRICS_TOPIC = "cx.metrics"
 ALERTS_TOPIC = "cx.alerts"
 #: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
 HEARTBEAT_MS = 5_000
+#: /healthz says "not ready" once the broker has acknowledged no write for this long
+#: (heartbeat partials go out every second, so a healthy broker answers far sooner).
+BROKER_SILENT_S = 15.0
 
 
 class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -116,6 +119,8 @@ class CxService:
         self.last_output_ms = 0
         self.last_merged: dict[str, int] = {}
         self.started_ms = now_ms()
+        #: When the broker last acknowledged a write of ours (partials, heartbeats).
+        self.broker_acked_ms = self.started_ms
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         #: Highest partials offset this process handled per partition. Faust may hand
         #: a record over twice right after a table restore; the second time is skipped.
@@ -289,7 +294,7 @@ class CxService:
         @app.page("/healthz")
         class HealthView(View):
             async def get(self, request: Request) -> Response:
-                waiting = service.stage.waiting_for
+                waiting = service.waiting_for()
                 return self.json(
                     {
                         "status": "ok" if waiting is None else "not ready",
@@ -326,7 +331,19 @@ class CxService:
 
         await AlertWebhook(self.settings, self.instruments, self.started_ms).run()
 
+    def waiting_for(self) -> str | None:
+        """Why this worker is not ready (None: ready): the intake has no partitions
+        yet or is reconnecting, or the broker acknowledged no write for a while (it
+        is down: the clients retry quietly, so the intake alone would look fine)."""
+        if self.stage.waiting_for is not None:
+            return self.stage.waiting_for
+        silent_s = (now_ms() - self.broker_acked_ms) / 1000
+        if silent_s > BROKER_SILENT_S:
+            return f"the broker (no write acknowledged for {silent_s:.0f} s)"
+        return None
+
     def _partials_sent(self, ready: dict[str, ChannelPartial], now: int) -> None:
+        self.broker_acked_ms = now_ms()
         for channel in ready:
             self.last_sent[channel] = now
 
@@ -341,6 +358,7 @@ class CxService:
         if deliveries:
             await asyncio.gather(*deliveries)
             self.instruments.partials.inc(len(deliveries))
+            self.broker_acked_ms = now_ms()
 
     async def _send_heartbeats(self) -> None:
         """An empty partial for every channel with nothing sent for a second, so its
