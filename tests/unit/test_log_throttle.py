@@ -22,3 +22,11 @@ def test_a_repeated_error_passes_once_per_window_with_its_count() -> None:
     again = record(refused)
     assert throttle.filter(again)
     assert again.getMessage().endswith("(repeated 500 times in 0 s)")
+
+
+def test_messages_that_differ_only_in_numbers_are_one_message() -> None:
+    throttle = RepeatThrottle(window_s=60, min_level=logging.INFO)
+    assert throttle.filter(record("producer buffer full size 103", logging.WARNING))
+    assert not throttle.filter(record("producer buffer full size 117", logging.WARNING))
+    assert throttle.filter(record("producer flush took 0.25", logging.INFO))
+    assert not throttle.filter(record("producer flush took 1.5", logging.INFO))
