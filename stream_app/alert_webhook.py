@@ -27,9 +27,9 @@ from stream_app.config import Settings
 from stream_app.core.notification import retry_after, webhook_body
 from stream_app.kafka.backoff import Backoff
 from stream_app.metrics import Instruments
+from stream_app.topics import ALERTS_TOPIC
 
 log = logging.getLogger("stream_app.alerts")
-ALERTS_TOPIC = "cx.alerts"
 ATTEMPTS = 5
 TIMEOUT_S = 10.0
 

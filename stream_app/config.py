@@ -117,6 +117,12 @@ class Settings:
         """host:port list for plain Kafka clients."""
         return ",".join(url.split("://", 1)[-1] for url in self.broker)
 
+    @property
+    def first_broker(self) -> tuple[str, int]:
+        """(host, port) of the first bootstrap address, for a single raw connection."""
+        host, _, port = self.bootstrap.split(",")[0].rpartition(":")
+        return host, int(port)
+
     def ssl_context(self) -> ssl.SSLContext | None:
         if "SSL" not in self.security_protocol:
             return None

@@ -42,7 +42,7 @@ from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
 from stream_app.metrics import Instruments
-from stream_app.topics import partitions_of
+from stream_app.topics import ALERTS_TOPIC, METRICS_TOPIC, partitions_of
 from stream_app.wallboard import (
     PUSH_INTERVAL_S,
     RECONNECT_MS,
@@ -56,8 +56,6 @@ from stream_app.wallboard import (
 
 log = logging.getLogger("stream_app")
 
-METRICS_TOPIC = "cx.metrics"
-ALERTS_TOPIC = "cx.alerts"
 #: Re-publish unchanged snapshots this often, so readers can tell "quiet" from "stale".
 HEARTBEAT_MS = 5_000
 #: /healthz says "not ready" once the broker has acknowledged no write for this long

@@ -23,9 +23,11 @@ from stream_app.internal_topics import (
 )
 
 log = logging.getLogger("stream_app.topics")
+METRICS_TOPIC = "cx.metrics"
+ALERTS_TOPIC = "cx.alerts"
 OUTPUTS: dict[str, dict[str, str]] = {
-    "cx.metrics": {"cleanup.policy": "compact"},
-    "cx.alerts": {},
+    METRICS_TOPIC: {"cleanup.policy": "compact"},
+    ALERTS_TOPIC: {},
     "cx.deadletter": {},
 }
 
@@ -34,9 +36,9 @@ async def _refused_credentials(settings: Settings) -> str | None:
     """Why the broker refused our SASL login, if it did (aiokafka only logs it)."""
     if "SASL" not in settings.security_protocol:
         return None
-    host, _, port = settings.bootstrap.split(",")[0].rpartition(":")
+    host, port = settings.first_broker
     try:
-        conn = await create_conn(host, int(port), **settings.kafka_client_options())
+        conn = await create_conn(host, port, **settings.kafka_client_options())
     except SaslAuthenticationFailed as exc:
         return str(exc).split(": ", 1)[-1]
     except Exception:  # unreachable, TLS trouble...: the caller's retry reports it

@@ -38,6 +38,13 @@ SKETCHES = ("frt", "res", "wait", "cfrt")
 #:   resolved_contact                                   flag=1 if first-contact
 #:   open                                               time 0: backlog, not windowed
 Fact = tuple[str, int, str, int, int]
+#: Timed fact kind → (its duration counters and sketch, its SLA counters). A chat's
+#: first response (seconds) has its own: it is never mixed with a ticket's (hours).
+_TIMED = {
+    "first_response": ("frt", "slafr"),
+    "chat_first_response": ("cfrt", "slacfr"),
+    "resolution": ("res", "slares"),
+}
 
 
 class Aggregate:
@@ -71,18 +78,11 @@ class Aggregate:
             if ces_agrees(value, flag):
                 self._bump("ces_ok", sign)
             self._bump("surveys", sign)
-        elif kind == "first_response":
-            self._duration("frt", value, sign)
-            self._bump("slafr_n", sign)
-            self._bump("slafr_ok", sign * flag)
-        elif kind == "chat_first_response":  # seconds, not hours: never mixed with tickets
-            self._duration("cfrt", value, sign)
-            self._bump("slacfr_n", sign)
-            self._bump("slacfr_ok", sign * flag)
-        elif kind == "resolution":
-            self._duration("res", value, sign)
-            self._bump("slares_n", sign)
-            self._bump("slares_ok", sign * flag)
+        elif kind in _TIMED:
+            durations, sla = _TIMED[kind]
+            self._duration(durations, value, sign)
+            self._bump(f"{sla}_n", sign)
+            self._bump(f"{sla}_ok", sign * flag)
         elif kind == "chat_wait":
             self._duration("wait", value, sign)
         elif kind == "chat_ended":  # flag: 0 answered, 1 abandoned, 2 contained (self-service)

@@ -15,7 +15,7 @@ QUANTILES = (0.5, 0.9)
 
 
 def _ci(bounds: tuple[float, float] | None) -> list[float] | None:
-    return None if bounds is None else [bounds[0], bounds[1]]
+    return None if bounds is None else list(bounds)
 
 
 def _share(agg: Aggregate, hits: str, n: str) -> dict[str, Any]:

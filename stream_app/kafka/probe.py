@@ -143,13 +143,13 @@ async def _exact_end_offsets(options: dict[str, Any], topic: str) -> bool:
 async def _accepts_short_sessions(settings: Settings, group: str) -> bool:
     """JoinGroup with a 2 s session on a throw-away group: refused where the broker's
     minimum session is longer (Apache Kafka: 6 s)."""
-    host, _, port = settings.bootstrap.split(",")[0].rpartition(":")
-    conn = await create_conn(host, int(port), **settings.kafka_client_options())
+    host, port = settings.first_broker
+    conn = await create_conn(host, port, **settings.kafka_client_options())
     try:
         found = await conn.send(FindCoordinatorRequest(group, 0))
         if found.error_code:
             return False
-        if (found.host, found.port) != (host, int(port)):
+        if (found.host, found.port) != (host, port):
             conn.close()
             conn = await create_conn(found.host, found.port, **settings.kafka_client_options())
         joined = await asyncio.wait_for(
