@@ -53,11 +53,14 @@ def answers(ch: str, satisfied: int, unhappy: int, start_ms: int, spread_ms: int
     return records
 
 
-def alert_messages(bootstrap: str, ch: str) -> list[dict[str, Any]]:
+def alert_messages(bootstrap: str, ch: str, worker: WorkerProcess) -> list[dict[str, Any]]:
+    """The alerts on `ch` written by `worker`'s deployment (header x-app-id): the
+    session's shared worker, with the default rules, may alert on the channel too."""
+    app_id = worker.env["STREAM_APP_APP_ID"].encode()
     return [
         orjson.loads(r.value)
         for r in asyncio.run(consume_all(bootstrap, "cx.alerts"))
-        if r.key.decode().split("/")[1] == ch
+        if r.key.decode().split("/")[1] == ch and dict(r.headers or ()).get("x-app-id") == app_id
     ]
 
 
@@ -72,11 +75,11 @@ def stationary_then_drop(worker: WorkerProcess, bootstrap: str, ch: str) -> tupl
         "the stationary stream",
     )
     time.sleep(2)  # a few evaluations of the steady state: nothing may fire
-    assert alert_messages(bootstrap, ch) == []
+    assert alert_messages(bootstrap, ch, worker) == []
     started = time.time()
     asyncio.run(produce(bootstrap, answers(ch, 4, 36, int(started * 1000), 1_000, "drop")))
     found = worker.wait_until(
-        lambda: [m for m in alert_messages(bootstrap, ch) if m["state"] == "firing"], 60, "firing"
+        lambda: [m for m in alert_messages(bootstrap, ch, worker) if m["state"] == "firing"], 60, "firing"
     )
     latency = parse_rfc3339_ms(found[0]["at"]) / 1000 - started
     return latency, found[0]
@@ -110,10 +113,10 @@ def test_drop_fires_once_and_resolves_once(
     assert metric_value(worker.metrics(), "cx_alert_firing", rule="csat_drop", channel=ch, window="2m") == 1
     recover(bootstrap, ch)
     worker.wait_until(
-        lambda: [m for m in alert_messages(bootstrap, ch) if m["state"] == "resolved"], 60, "resolved"
+        lambda: [m for m in alert_messages(bootstrap, ch, worker) if m["state"] == "resolved"], 60, "resolved"
     )
     time.sleep(3)  # several more evaluations: no further messages
-    check_episode(alert_messages(bootstrap, ch), ch)
+    check_episode(alert_messages(bootstrap, ch, worker), ch)
     samples = worker.metrics()
     assert metric_value(samples, "cx_alert_firing", rule="csat_drop", channel=ch, window="2m") == 0
     assert (
@@ -132,16 +135,16 @@ def test_one_episode_across_a_worker_restart(start_worker: Any, bootstrap: str, 
     worker.stop()
     restarted = start_worker(app_id, channel("probe"), **env)
     time.sleep(3)  # the restored episode must not fire again
-    assert [m["state"] for m in alert_messages(bootstrap, ch)] == ["firing"]
+    assert [m["state"] for m in alert_messages(bootstrap, ch, worker)] == ["firing"]
     assert (
         metric_value(restarted.metrics(), "cx_alert_firing", rule="csat_drop", channel=ch, window="2m") == 1
     )
     recover(bootstrap, ch)
     restarted.wait_until(
-        lambda: [m for m in alert_messages(bootstrap, ch) if m["state"] == "resolved"], 60, "resolved"
+        lambda: [m for m in alert_messages(bootstrap, ch, worker) if m["state"] == "resolved"], 60, "resolved"
     )
     time.sleep(3)
-    check_episode(alert_messages(bootstrap, ch), ch)
+    check_episode(alert_messages(bootstrap, ch, worker), ch)
 
 
 class Receiver:
