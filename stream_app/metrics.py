@@ -50,21 +50,45 @@ _SHARES = (
     ),
 )
 #: (metric name, help, [(snapshot part, extra labels)]): first response is one
-#: family with a `kind` label, tickets (hours) and chats (seconds) never mixed.
+#: family with a `kind` label, tickets (hours) and chats (seconds) never mixed;
+#: first response and resolution have a `clock` label: `calendar` (wall-clock time)
+#: and `business` (the SLA clock: business hours where a calendar applies, and for
+#: resolution without pending/on-hold time). Chats are live: calendar time only.
 _DURATIONS: tuple[tuple[str, str, tuple[tuple[str, dict[str, str]], ...]], ...] = (
     (
         "cx_first_response_seconds",
-        "First response time, tickets and chats apart (kind)",
-        (("first_response_seconds", {"kind": "ticket"}), ("chat_first_response_seconds", {"kind": "chat"})),
+        "First response time, tickets and chats apart (kind), calendar and SLA clock (clock)",
+        (
+            ("first_response_seconds", {"kind": "ticket", "clock": "calendar"}),
+            ("first_response_business_seconds", {"kind": "ticket", "clock": "business"}),
+            ("chat_first_response_seconds", {"kind": "chat", "clock": "calendar"}),
+        ),
     ),
-    ("cx_resolution_seconds", "Ticket resolution time", (("resolution_seconds", {}),)),
+    (
+        "cx_resolution_seconds",
+        "Ticket resolution time, calendar and SLA clock (clock)",
+        (
+            ("resolution_seconds", {"clock": "calendar"}),
+            ("resolution_business_seconds", {"clock": "business"}),
+        ),
+    ),
     ("cx_chat_wait_seconds", "Chat wait until an agent joined", (("chat_wait_seconds", {}),)),
 )
-#: (target label, kind label, snapshot key under `sla`)
+#: (target label, kind label, snapshot key under `sla` / `sla_closed`)
 _SLA = (
     ("first_response", "ticket", "first_response"),
     ("first_response", "chat", "chat_first_response"),
     ("resolution", "ticket", "resolution"),
+)
+#: Live queue (SPEC §4), per channel, not windowed: (name, help, path in the snapshot's `live`).
+_LIVE = (
+    ("cx_chats_waiting", "Chats waiting now: started, no agent yet, not ended", ("chats_waiting",)),
+    (
+        "cx_oldest_waiting_chat_seconds",
+        "How long the longest-waiting chat has waited now",
+        ("oldest_waiting_chat_seconds",),
+    ),
+    ("cx_oldest_open_ticket_seconds", "Age of the oldest open ticket now", ("oldest_open_ticket_seconds",)),
 )
 
 
@@ -82,12 +106,30 @@ class ScoreCollector(Collector):
         # plus _sum and _count, so PromQL can take the mean (_sum / _count).
         summaries = {name: Metric(name, text, "summary") for name, text, _ in _DURATIONS}
         sla = GaugeMetricFamily(
-            "cx_sla_attainment_ratio", "Share within the SLA target", labels=[*labels, "target", "kind"]
+            "cx_sla_attainment_ratio",
+            "Share within the SLA target; open tickets past their target count as breached",
+            labels=[*labels, "target", "kind"],
+        )
+        sla_closed = GaugeMetricFamily(
+            "cx_sla_attainment_closed_ratio",
+            "Share within the SLA target among answered (first response) / resolved tickets only",
+            labels=[*labels, "target", "kind"],
         )
         contacts = GaugeMetricFamily(
             "cx_contacts", "Tickets created / chats started in the window", labels=[*labels, "kind"]
         )
         open_tickets = GaugeMetricFamily("cx_open_tickets", "Open tickets now (backlog)", labels=["channel"])
+        breaching = GaugeMetricFamily(
+            "cx_sla_breaching_tickets",
+            "Open tickets past their SLA target now (first response: no reply yet)",
+            labels=["channel", "target"],
+        )
+        breach_soon = GaugeMetricFamily(
+            "cx_sla_breach_soon_tickets",
+            "Open tickets that will pass their SLA target within 15 minutes",
+            labels=["channel", "target"],
+        )
+        live_families = {name: GaugeMetricFamily(name, text, labels=["channel"]) for name, text, _ in _LIVE}
         seen_channels: set[str] = set()
         for snap in self.source():
             key = [snap["channel"], snap["window"]]
@@ -108,9 +150,10 @@ class ScoreCollector(Collector):
                     summary.add_sample(f"{name}_sum", series, float(times["sum"]))
                     summary.add_sample(f"{name}_count", series, float(times["n"]))
             for target, kind, part in _SLA:
-                share = snap["sla"][part]
-                if share["value"] is not None:
-                    sla.add_metric([*key, target, kind], float(share["value"]))
+                for family, section in ((sla, "sla"), (sla_closed, "sla_closed")):
+                    share = snap[section][part]
+                    if share["value"] is not None:
+                        family.add_metric([*key, target, kind], float(share["value"]))
             for kind, field in (("ticket", "tickets"), ("chat", "chats")):
                 count = snap["volume"][field]
                 if count:
@@ -118,11 +161,22 @@ class ScoreCollector(Collector):
             if snap["channel"] not in seen_channels:
                 seen_channels.add(snap["channel"])
                 open_tickets.add_metric([snap["channel"]], float(snap["open_tickets"]))
+                live = snap["live"]
+                for target in ("first_response", "resolution"):
+                    breaching.add_metric([snap["channel"], target], float(live["breaching"][target]))
+                    breach_soon.add_metric([snap["channel"], target], float(live["breach_soon"][target]))
+                for name, _, (field,) in _LIVE:
+                    if live[field] is not None:  # no open ticket / waiting chat: no age
+                        live_families[name].add_metric([snap["channel"]], float(live[field]))
         yield from families.values()
         yield from summaries.values()
         yield sla
+        yield sla_closed
         yield contacts
         yield open_tickets
+        yield breaching
+        yield breach_soon
+        yield from live_families.values()
 
 
 def parse_samples(text: str) -> dict[str, float]:

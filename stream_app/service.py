@@ -126,6 +126,8 @@ class CxService:
         #: Offset of the partial that last changed each scores-table key: replaying a
         #: partial after a crash or rebalance applies only what it had not yet applied.
         self.applied: dict[str, int] = {}
+        #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
+        self.empty_live: dict[str, int] = {}
         self.last_evaluated: dict[str, int] = {}
         self.last_sent: dict[str, int] = {}
         self.heartbeat_channels = (*settings.channels, ALL)
@@ -395,22 +397,22 @@ class CxService:
                 for b, agg in received.buckets.items()
                 if self.applied.get(f"{channel}|{b}", -1) < offset
             }
-            if self.applied.get(f"{channel}|open", -1) < offset:
-                fresh.open_delta = received.open_delta
+            fresh.live = {
+                kind: {
+                    t: n
+                    for t, n in deltas.items()
+                    if self.applied.get(live_key(channel, kind, t), -1) < offset
+                }
+                for kind, deltas in received.live.items()
+            }
+            fresh.live = {kind: deltas for kind, deltas in fresh.live.items() if deltas}
             windows = self.scoreboard.channel(channel)
             for bucket in self.scoreboard.apply(channel, fresh):
                 key = f"{channel}|{bucket}"
                 agg = windows.buckets.get(bucket) or Aggregate()
                 self.scores[key] = {"p": partition, "o": offset, **agg.to_json()}
                 self.applied[key] = offset
-            if fresh.open_delta:
-                key = f"{channel}|open"
-                self.scores[key] = {
-                    "p": partition,
-                    "o": offset,
-                    "n": self.scoreboard.open_tickets.get(channel, 0),
-                }
-                self.applied[key] = offset
+            self._store_live(channel, fresh, partition, offset)
             for bucket in self.scoreboard.take_dropped(channel):
                 key = f"{channel}|{bucket}"
                 self.scores.pop(key, None)
@@ -421,9 +423,42 @@ class CxService:
             )
             # New data is evaluated at once (an alert should not wait for the next
             # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
-            moved = bool(fresh.buckets) or bool(fresh.open_delta)
+            moved = bool(fresh.buckets) or bool(fresh.live)
             if moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
                 await self._evaluate_alerts(channel, now)
+
+    def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
+        """Write the live-queue chunks a partial changed to the scores table: one
+        record per (kind, hour of the times), so a change rewrites one hour's times.
+
+        A chunk that became empty keeps its record (with the offset that emptied it)
+        for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
+        offset, or it would be applied twice. Later it is deleted (`_sweep_live`).
+        """
+        queue = self.scoreboard.live.get(channel)
+        now = now_ms()
+        for kind, deltas in fresh.live.items():
+            touched = {t - t % LIVE_CHUNK_MS for t in deltas}
+            current = dict(queue.chunks(kind, LIVE_CHUNK_MS)) if queue is not None else {}
+            for chunk in touched:
+                key = live_key(channel, kind, chunk)
+                times = current.get(chunk) or {}
+                self.scores[key] = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
+                self.applied[key] = offset
+                if times:
+                    self.empty_live.pop(key, None)
+                else:
+                    self.empty_live[key] = now
+        self._sweep_live(channel, now)
+
+    def _sweep_live(self, channel: str, now: int) -> None:
+        """Delete the channel's live-queue records that have been empty for long enough."""
+        prefix = f"{channel}|"
+        for key, since in list(self.empty_live.items()):
+            if key.startswith(prefix) and now - since > EMPTY_LIVE_KEPT_MS:
+                del self.empty_live[key]
+                self.scores.pop(key, None)
+                self.applied.pop(key, None)
 
     async def _rebuild_scoreboard(self) -> None:
         """Rebuild windows from the scores table for the partitions this worker owns now.
@@ -433,6 +468,7 @@ class CxService:
         """
         board = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         applied: dict[str, int] = {}
+        self.empty_live = {}
         topic = self.partials_topic.get_topic_name()
         owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
         for key, value in list(self.scores.items()):
@@ -440,8 +476,15 @@ class CxService:
                 continue
             applied[key] = int(value.get("o", -1))
             channel, _, suffix = key.partition("|")
-            if suffix == "open":
-                board.open_tickets[channel] = int(value["n"])
+            if suffix.startswith(LIVE_PREFIX):
+                kind = suffix.split("|")[1]
+                times = {int(t): int(n) for t, n in value["t"].items()}
+                if times:
+                    board.live_queue(channel).apply(kind, times)
+                else:
+                    self.empty_live[key] = now_ms()
+                continue
+            if not suffix.lstrip("-").isdigit():  # a record of an older layout (the backlog count)
                 continue
             partial = ChannelPartial()
             partial.buckets[int(suffix)] = Aggregate.from_json(value)
@@ -455,6 +498,7 @@ class CxService:
         # Until recovery tells us what we own again, report nothing rather than stale figures.
         self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         self.applied = {}
+        self.empty_live = {}
         self.handled.clear()
         self.instruments.alert_firing.clear()
 
@@ -511,9 +555,9 @@ class CxService:
         self.scoreboard.advance(now)
         stored: dict[str, alerts.State] = self.alert_states.get(channel) or {}
         states = dict(stored)
-        windows = self.scoreboard.channel(channel).windows
-        open_now = self.scoreboard.open_tickets.get(channel, 0)
-        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, open_now, states, now)
+        windows = self.scoreboard.views(channel)
+        live = self.scoreboard.figures(channel)
+        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, live, states, now)
         if states != stored:
             self.alert_states[channel] = states
         for message in messages:
@@ -568,6 +612,19 @@ class CxService:
                     self.global_records += 1
         finally:
             await consumer.stop()
+
+
+#: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
+LIVE_PREFIX = "live|"
+LIVE_CHUNK_MS = 3_600_000
+#: How long an emptied live-queue record is kept before it is deleted: far longer
+#: than the partials consumer takes to commit (every second).
+EMPTY_LIVE_KEPT_MS = 3_600_000
+
+
+def live_key(channel: str, kind: str, at_ms: int) -> str:
+    """The scores-table key holding the live-queue times of `kind` in the hour of `at_ms`."""
+    return f"{channel}|{LIVE_PREFIX}{kind}|{at_ms - at_ms % LIVE_CHUNK_MS}"
 
 
 def written_ms(timestamp_ms: float, now: int) -> int:

@@ -25,18 +25,25 @@ COUNTERS = (
     "frt_sum", "res_sum", "wait_sum", "cfrt_sum",
     "ces_hsq", "frt_sq", "res_sq", "wait_sq", "cfrt_sq",
     "frt_n", "res_n", "wait_n", "cfrt_n",
+    "frtb_n", "frtb_sum", "frtb_sq", "resb_n", "resb_sum", "resb_sq",
 )  # fmt: skip
-SKETCHES = ("frt", "res", "wait", "cfrt")
+SKETCHES = ("frt", "res", "wait", "cfrt", "frtb", "resb")
+#: Live-queue fact kinds: not windowed, kept as multisets of times by the merge stage.
+LIVE_KINDS = frozenset({"open", "first_response_due", "resolution_due", "chat_waiting"})
 
 #: A fact is one contribution of one ticket/chat/survey to one bucket:
 #: (channel, event time ms, kind, value, flag). Kinds:
 #:   ticket_created, chat_started                       value/flag unused (0)
 #:   csat | nps | ces                                   value=score, flag=scale
-#:   first_response (ticket) | chat_first_response | resolution   value=ms, flag=1 if within SLA
+#:   first_response (ticket) | chat_first_response | resolution   value=calendar ms,
+#:                                                      flag=1 if within SLA (judged on the SLA clock)
+#:   first_response_business | resolution_business      value=ms on the SLA clock (business
+#:                                                      hours; resolution without pending time)
 #:   chat_wait                                          value=ms
 #:   chat_ended                                         flag=0 answered, 1 abandoned, 2 contained
 #:   resolved_contact                                   flag=1 if first-contact
-#:   open                                               time 0: backlog, not windowed
+#:   open | first_response_due | resolution_due | chat_waiting   live queue (LIVE_KINDS),
+#:                                                      not windowed: time = opened / due / waiting since
 Fact = tuple[str, int, str, int, int]
 #: Timed fact kind → (its duration counters and sketch, its SLA counters). A chat's
 #: first response (seconds) has its own: it is never mixed with a ticket's (hours).
@@ -83,6 +90,10 @@ class Aggregate:
             self._duration(durations, value, sign)
             self._bump(f"{sla}_n", sign)
             self._bump(f"{sla}_ok", sign * flag)
+        elif kind == "first_response_business":
+            self._duration("frtb", value, sign)
+        elif kind == "resolution_business":
+            self._duration("resb", value, sign)
         elif kind == "chat_wait":
             self._duration("wait", value, sign)
         elif kind == "chat_ended":  # flag: 0 answered, 1 abandoned, 2 contained (self-service)
@@ -134,6 +145,17 @@ class Aggregate:
 
     def is_empty(self) -> bool:
         return not self.counts and not self.sketches
+
+    def with_counts(self, extra: Mapping[str, int]) -> Aggregate:
+        """A view with some counters added (sketches shared with this one: read only)."""
+        if not any(extra.values()):
+            return self
+        view = Aggregate()
+        view.counts = dict(self.counts)
+        for name, amount in extra.items():
+            view._bump(name, amount)
+        view.sketches = self.sketches
+        return view
 
     def copy(self) -> Aggregate:
         clone = Aggregate()

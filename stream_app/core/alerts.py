@@ -21,6 +21,7 @@ from statistics import NormalDist
 from typing import Any
 
 from stream_app.core.aggregate import Aggregate
+from stream_app.core.live_queue import LiveFigures
 from stream_app.core.measures import METRICS, Measure, format_value, measure, without
 from stream_app.core.rules import Rule
 from stream_app.core.timeutil import format_ms
@@ -84,8 +85,8 @@ def drop_p_value(rule: Rule, now: Measure, before: Measure) -> float:
     return 1.0 - _NORMAL.cdf(worse / math.sqrt(variance))
 
 
-def read(rule: Rule, windows: dict[str, Aggregate], open_tickets: int) -> Reading:
-    now = measure(rule.metric, windows[rule.window], open_tickets)
+def read(rule: Rule, windows: dict[str, Aggregate], live: LiveFigures | None = None) -> Reading:
+    now = measure(rule.metric, windows[rule.window], live)
     if rule.kind == "threshold":
         assert rule.threshold is not None
         if now.value is None or now.n == 0:
@@ -99,7 +100,7 @@ def read(rule: Rule, windows: dict[str, Aggregate], open_tickets: int) -> Readin
         verdict = CLEAR if -beyond >= rule.hysteresis else BETWEEN
         return Reading(verdict, now.value, None, now.n)
     assert rule.baseline is not None
-    before = measure(rule.metric, without(windows[rule.baseline], windows[rule.window]), open_tickets)
+    before = measure(rule.metric, without(windows[rule.baseline], windows[rule.window]), live)
     if now.n == 0:
         return Reading(CLEAR, None, before.value, 0)
     if now.value is None or before.value is None or min(now.n, before.n) < rule.min_samples:
@@ -199,7 +200,7 @@ def evaluate(
     rules: tuple[Rule, ...],
     channel: str,
     windows: dict[str, Aggregate],
-    open_tickets: int,
+    live: LiveFigures | None,
     states: dict[str, State],
     now_ms: int,
 ) -> list[dict[str, Any]]:
@@ -212,7 +213,7 @@ def evaluate(
         if not rule.applies_to(channel):
             continue
         key = f"{rule.name}/{rule.window}"
-        reading = read(rule, windows, open_tickets)
+        reading = read(rule, windows, live)
         previous = states.get(key)
         state, transition = step(rule, previous, reading, now_ms)
         states[key] = state

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from stream_app.core import lifecycle
-from stream_app.core.aggregate import Fact, fact_delta
+from stream_app.core.aggregate import LIVE_KINDS, Fact, fact_delta
 from stream_app.core.formulas import SCALES, score_range
 from stream_app.core.lifecycle import Keep, LifecycleRules, State
 from stream_app.core.timeutil import DAY_MS, parse_rfc3339_ms
@@ -185,18 +185,21 @@ class Intake:
             store[key] = state
             return Accepted(self._held(fact_delta(before, lifecycle.survey_facts(state)), now_ms))
         facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
+        live = lifecycle.ticket_live if kind == "ticket" else lifecycle.chat_live
         fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
-        before = facts(state, self.rules) if state else []
+        before = [*facts(state, self.rules), *lifecycle.emitted_live(state)] if state else []
         if not fold(state, event, at_ms):
             return DUPLICATE
-        after = facts(state, self.rules)
+        now_live = live(state, self.rules)
+        lifecycle.keep_live(state, now_live)
+        after = [*facts(state, self.rules), *now_live]
         store[key] = state
         return Accepted(self._held(fact_delta(before, after), now_ms))
 
     def _held(self, delta: list[tuple[Fact, int]], now_ms: int) -> list[tuple[Fact, int]]:
-        """The delta without facts in buckets retention no longer holds (backlog facts stay)."""
+        """The delta without facts in buckets retention no longer holds (live-queue facts stay)."""
         oldest = self.timeline.oldest_bucket(now_ms)
-        return [item for item in delta if item[0][1] >= oldest or item[0][2] == "open"]
+        return [item for item in delta if item[0][1] >= oldest or item[0][2] in LIVE_KINDS]
 
     def read(self, topic: str, raw: bytes | None, now_ms: int) -> Decoded | Rejected:
         """`decode`, with documents too deep to validate rejected instead of raising."""
@@ -224,9 +227,9 @@ class Intake:
     ) -> tuple[list[str], list[tuple[Fact, int]], int]:
         """Drop the given keys' state where it is past its deadline (`Keep`).
 
-        Returns the keys dropped, the backlog facts to retract (only the
-        non-windowed `open` fact: windowed facts stay in their buckets, which age
-        out on their own) and how many of the dropped were still open (the open
+        Returns the keys dropped, the live-queue facts to retract (backlog, due
+        times, waiting chats: windowed facts stay in their buckets, which age out
+        on their own) and how many of the dropped were still open (the open
         safety TTL ran out: counted, never silent).
         """
         gone: list[str] = []
@@ -238,10 +241,7 @@ class Intake:
                 gone.append(key)
                 if lifecycle.is_open(kind, state):
                     still_open += 1
-                if kind == "ticket" and lifecycle.ticket_is_open(state):
-                    retract.extend(
-                        (f, -1) for f in lifecycle.ticket_facts(state, self.rules) if f[2] == "open"
-                    )
+                retract.extend((f, -1) for f in lifecycle.emitted_live(state))
         for key in gone:
             del store[key]
         return gone, retract, still_open

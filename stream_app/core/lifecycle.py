@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream_app.core.aggregate import Fact
+from stream_app.core.business_hours import Calendar, Schedules, deadline_ms, elapsed_ms
 from stream_app.core.sla import SlaTargets
 from stream_app.core.timeutil import DAY_MS
 
@@ -32,12 +33,19 @@ RECENT_IDS = 8
 #: Reopen times kept per ticket: the earliest ones (they decide FCR revocation)
 #: and the latest (it decides whether the ticket is open).
 KEPT_REOPENS = 8
+#: Status changes kept per ticket: the earliest ones and the latest (a ticket that
+#: toggles pending more often than this has its middle toggles forgotten).
+KEPT_STATUS = 64
+#: `ticket.status_changed` statuses; pending and on-hold pause the resolution clock.
+STATUS_CODES = {"open": 0, "pending": 1, "on_hold": 2}
 
 
 @dataclass(frozen=True)
 class LifecycleRules:
     sla: SlaTargets = field(default_factory=SlaTargets)
     fcr_reopen_ms: int = 7 * DAY_MS
+    #: Business-hours calendars (SPEC §5); none assigned means 24/7.
+    schedules: Schedules = field(default_factory=Schedules)
 
 
 def event_hash(event_id: str) -> int:
@@ -103,7 +111,8 @@ def apply_ticket_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
         return False
     kind = event["event_type"]
     if kind == "ticket.created":
-        _started(state, "cr", [at_ms, digest, event["channel"], event.get("priority") or "normal"])
+        record = [at_ms, digest, event["channel"], event.get("priority") or "normal", event.get("queue")]
+        _started(state, "cr", record)
     elif kind == "ticket.agent_replied":
         # The two earliest distinct replies, flat: [t1, h1, t2, h2].
         flat: list[int] = state.get("rp", [])
@@ -120,7 +129,36 @@ def apply_ticket_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
         if len(times) > KEPT_REOPENS:
             times = [*times[: KEPT_REOPENS - 1], times[-1]]
         state["ro"] = times
+    elif kind == "ticket.status_changed":
+        changes = sorted(
+            {(t, h, c) for t, h, c in state.get("sc", [])} | {(at_ms, digest, STATUS_CODES[event["status"]])}
+        )
+        if len(changes) > KEPT_STATUS:
+            changes = [*changes[: KEPT_STATUS - 1], changes[-1]]
+        state["sc"] = [list(change) for change in changes]
     return True
+
+
+def pauses(state: State) -> list[tuple[int, int | None]]:
+    """Pending/on-hold periods from the ticket's status changes, in event-time order
+    ((from, to) ms; `to` None while it is still waiting)."""
+    found: list[tuple[int, int | None]] = []
+    since: int | None = None
+    for at_ms, _, code in sorted(state.get("sc", [])):
+        if code and since is None:
+            since = at_ms
+        elif not code and since is not None:
+            found.append((since, at_ms))
+            since = None
+    if since is not None:
+        found.append((since, None))
+    return found
+
+
+def _calendar(state: State, rules: LifecycleRules, channel: str) -> Calendar | None:
+    created = state.get("cr")
+    queue = created[4] if created and len(created) > 4 else None
+    return rules.schedules.calendar_for(channel, queue)
 
 
 def ticket_is_open(state: State) -> bool:
@@ -135,24 +173,30 @@ def ticket_is_open(state: State) -> bool:
 
 
 def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
+    """Windowed facts. First response and resolution are reported in calendar time
+    and on the SLA clock (business hours where a calendar applies; resolution also
+    without pending/on-hold time), and the SLA is judged on the SLA clock (SPEC §5)."""
     created = state.get("cr")
     channel = _channel(state, created)
     facts: list[Fact] = []
     if created:
         t0, priority = created[0], created[3]
+        calendar = _calendar(state, rules, channel)
         flat: list[int] = state.get("rp", [])
         replies = flat[0::2]
         resolved = state.get("rs")
         facts.append((channel, t0, "ticket_created", 0, 0))
         if replies:
-            ms = max(0, replies[0] - t0)
-            ok = ms <= rules.sla.target_ms("first_response", channel, priority)
-            facts.append((channel, replies[0], "first_response", ms, int(ok)))
+            business = elapsed_ms(calendar, t0, replies[0])
+            ok = business <= rules.sla.target_ms("first_response", channel, priority)
+            facts.append((channel, replies[0], "first_response", max(0, replies[0] - t0), int(ok)))
+            facts.append((channel, replies[0], "first_response_business", business, 0))
         if resolved:
             first_resolved = resolved[0]
-            ms = max(0, first_resolved - t0)
-            ok = ms <= rules.sla.target_ms("resolution", channel, priority)
-            facts.append((channel, first_resolved, "resolution", ms, int(ok)))
+            business = elapsed_ms(calendar, t0, first_resolved, pauses(state))
+            ok = business <= rules.sla.target_ms("resolution", channel, priority)
+            facts.append((channel, first_resolved, "resolution", max(0, first_resolved - t0), int(ok)))
+            facts.append((channel, first_resolved, "resolution_business", business, 0))
             agent_replies_before = sum(1 for t in replies if t <= first_resolved)
             customer = state.get("cu")
             followed_up = customer is not None and customer < first_resolved
@@ -160,9 +204,37 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
             revoked = any(first_resolved < t <= limit for t in state.get("ro", []))
             first_contact = agent_replies_before <= 1 and not followed_up and not revoked
             facts.append((channel, first_resolved, "resolved_contact", 0, int(first_contact)))
-    if ticket_is_open(state):
-        facts.append((channel, 0, "open", 0, 0))
     return facts
+
+
+def ticket_live(state: State, rules: LifecycleRules) -> list[Fact]:
+    """Live-queue facts of an open ticket (not windowed: the merge stage compares
+    their times with the wall clock, so a breach shows when it happens, with no event):
+
+      open                 time = created (first seen, when its creation was not)
+      first_response_due   no reply yet: when the first-response target is reached
+      resolution_due       never resolved: when the resolution target is reached
+                           (absent while pending/on hold short of it: it cannot breach)
+    """
+    if not ticket_is_open(state):
+        return []
+    created = state.get("cr")
+    channel = _channel(state, created)
+    if not created:  # missing history: in the backlog, never in an SLA figure
+        return [(channel, int(state["f"][0]), "open", 0, 0)]
+    t0, priority = created[0], created[3]
+    calendar = _calendar(state, rules, channel)
+    live: list[Fact] = [(channel, t0, "open", 0, 0)]
+    if not state.get("rp"):
+        due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority))
+        if due is not None:
+            live.append((channel, due, "first_response_due", 0, 0))
+    if not state.get("rs"):
+        target = rules.sla.target_ms("resolution", channel, priority)
+        due = deadline_ms(calendar, t0, target, pauses(state))
+        if due is not None:
+            live.append((channel, due, "resolution_due", 0, 0))
+    return live
 
 
 # --- chats -------------------------------------------------------------------
@@ -224,6 +296,27 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
             first_contact = not state.get("tr", False)
             facts.append((channel, ended[0], "resolved_contact", 0, int(first_contact)))
     return facts
+
+
+def chat_live(state: State, rules: LifecycleRules) -> list[Fact]:
+    """A chat waiting now (started, no agent yet, not ended): `chat_waiting` at its start."""
+    started = state.get("st")
+    if not started or state.get("en") or state.get("jn") is not None or state.get("am") is not None:
+        return []
+    return [(_channel(state, started), started[0], "chat_waiting", 0, 0)]
+
+
+def emitted_live(state: State) -> list[Fact]:
+    """The live facts last emitted for this state (kept in it as "lv"), so they are
+    retracted exactly even after the SLA targets or calendars were changed."""
+    return [(str(c), int(t), str(k), 0, 0) for c, t, k in state.get("lv", [])]
+
+
+def keep_live(state: State, live: list[Fact]) -> None:
+    if live:
+        state["lv"] = [[f[0], f[1], f[2]] for f in live]
+    else:
+        state.pop("lv", None)
 
 
 def incomplete(kind: str, state: State) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from stream_app.core import sketch
 from stream_app.core.aggregate import Aggregate
+from stream_app.core.live_queue import LiveFigures
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class MetricSpec:
     squares: str = ""
     sketch: str = ""
     quantile: float = 0.0
+    also: str = ""  # misses counted in n too (open breaches in SLA attainment)
+    live: str = ""  # gauge: the LiveFigures field it reads
     scale: float = 1.0  # total / scale is the value (ms → s, half points → points)
     squares_scale: float = 1.0  # squares / squares_scale are in the value's unit squared
 
@@ -60,22 +63,83 @@ METRICS: dict[str, MetricSpec] = {
     "abandoned": MetricSpec("chat abandonment", "ratio", False, "ratio", hits="aband", n="end_n"),
     "contained": MetricSpec("self-service containment", "ratio", True, "ratio", hits="contn", n="end_n"),
     "sla_first_response": MetricSpec(
-        "ticket first-response SLA attainment", "ratio", True, "ratio", hits="slafr_ok", n="slafr_n"
+        "ticket first-response SLA attainment",
+        "ratio",
+        True,
+        "ratio",
+        hits="slafr_ok",
+        n="slafr_n",
+        also="slafr_open",
     ),
     "sla_chat_first_response": MetricSpec(
         "chat first-response SLA attainment", "ratio", True, "ratio", hits="slacfr_ok", n="slacfr_n"
     ),
     "sla_resolution": MetricSpec(
-        "resolution SLA attainment", "ratio", True, "ratio", hits="slares_ok", n="slares_n"
+        "resolution SLA attainment",
+        "ratio",
+        True,
+        "ratio",
+        hits="slares_ok",
+        n="slares_n",
+        also="slares_open",
+    ),
+    "sla_first_response_closed": MetricSpec(
+        "ticket first-response SLA attainment over answered tickets",
+        "ratio",
+        True,
+        "ratio",
+        hits="slafr_ok",
+        n="slafr_n",
+    ),
+    "sla_resolution_closed": MetricSpec(
+        "resolution SLA attainment over resolved tickets",
+        "ratio",
+        True,
+        "ratio",
+        hits="slares_ok",
+        n="slares_n",
     ),
     **_durations("first_response", "frt", "ticket first response time"),
     **_durations("chat_first_response", "cfrt", "chat first response time"),
     **_durations("resolution", "res", "resolution time"),
+    **_durations("first_response_business", "frtb", "ticket first response time (SLA clock)"),
+    **_durations("resolution_business", "resb", "resolution time (SLA clock)"),
     **_durations("chat_wait", "wait", "chat wait"),
     "volume_tickets": MetricSpec("tickets created", "count", True, "count", n="tickets"),
     "volume_chats": MetricSpec("chats started", "count", True, "count", n="chats"),
     "volume_surveys": MetricSpec("survey responses", "count", True, "count", n="surveys"),
-    "open_tickets": MetricSpec("open tickets", "gauge", False, "count"),
+    "open_tickets": MetricSpec("open tickets", "gauge", False, "count", live="open_tickets"),
+    "breaching_first_response": MetricSpec(
+        "open tickets past their first-response target",
+        "gauge",
+        False,
+        "count",
+        live="breaching_first_response",
+    ),
+    "breaching_resolution": MetricSpec(
+        "open tickets past their resolution target", "gauge", False, "count", live="breaching_resolution"
+    ),
+    "breach_soon_first_response": MetricSpec(
+        "open tickets breaching their first-response target within 15 minutes",
+        "gauge",
+        False,
+        "count",
+        live="breach_soon_first_response",
+    ),
+    "breach_soon_resolution": MetricSpec(
+        "open tickets breaching their resolution target within 15 minutes",
+        "gauge",
+        False,
+        "count",
+        live="breach_soon_resolution",
+    ),
+    "oldest_open_ticket_age": MetricSpec(
+        "age of the oldest open ticket", "gauge", False, "seconds", live="oldest_open_ticket_seconds"
+    ),
+    "chats_waiting": MetricSpec("chats waiting", "gauge", False, "count", live="chats_waiting"),
+    "oldest_waiting_chat_age": MetricSpec(
+        "wait of the oldest waiting chat", "gauge", False, "seconds", live="oldest_waiting_chat_seconds"
+    ),
 }
 
 
@@ -89,14 +153,16 @@ class Measure:
 
 def _count(agg: Aggregate, spec: MetricSpec) -> int:
     if spec.n:
-        return agg.get(spec.n)
+        return agg.get(spec.n) + (agg.get(spec.also) if spec.also else 0)
     return sketch.total(agg.sketches.get(spec.sketch, {}))
 
 
-def measure(metric: str, agg: Aggregate, open_tickets: int = 0) -> Measure:
+def measure(metric: str, agg: Aggregate, live: LiveFigures | None = None) -> Measure:
+    """The metric over a window's aggregate; gauges read the live queue (`live`, now)."""
     spec = METRICS[metric]
     if spec.kind == "gauge":
-        return Measure(float(open_tickets), 1)
+        value = getattr(live or LiveFigures(), spec.live)
+        return Measure(None, 0) if value is None else Measure(float(value), 1)
     n = _count(agg, spec)
     if spec.kind == "count":
         return Measure(float(n), n)

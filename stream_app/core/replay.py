@@ -65,8 +65,8 @@ class Replay:
         self.scoreboard.advance(now_ms)
         messages = []
         for channel in self.scoreboard.owned():
-            windows = self.scoreboard.channel(channel).windows
-            open_now = self.scoreboard.open_tickets.get(channel, 0)
+            windows = self.scoreboard.views(channel)
+            live = self.scoreboard.figures(channel)
             states = self.alert_states.setdefault(channel, {})
-            messages.extend(alerts.evaluate(self.rules, channel, windows, open_now, states, now_ms))
+            messages.extend(alerts.evaluate(self.rules, channel, windows, live, states, now_ms))
         return messages

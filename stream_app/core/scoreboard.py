@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stream_app.core.aggregate import Aggregate, Fact
+from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
+from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.snapshot import build_snapshot
 from stream_app.core.timeutil import format_ms
 from stream_app.core.windows import ChannelWindows, Timeline
@@ -20,29 +21,46 @@ ALL = "all"
 
 
 class ChannelPartial:
-    """Summed deltas for one channel since the last flush."""
+    """Summed deltas for one channel since the last flush: windowed buckets, and
+    the live queue's multisets of times (kind → time ms → count delta)."""
 
-    __slots__ = ("buckets", "open_delta")
+    __slots__ = ("buckets", "live")
 
     def __init__(self) -> None:
         self.buckets: dict[int, Aggregate] = {}
-        self.open_delta = 0
+        self.live: dict[str, dict[int, int]] = {}
+
+    def add_live(self, kind: str, at_ms: int, amount: int) -> None:
+        counts = self.live.setdefault(kind, {})
+        merged = counts.get(at_ms, 0) + amount
+        if merged:
+            counts[at_ms] = merged
+        else:
+            del counts[at_ms]
+            if not counts:
+                del self.live[kind]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "b": {str(b): agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
-            "o": self.open_delta,
+            "l": {
+                kind: {str(t): n for t, n in counts.items()} for kind, counts in self.live.items() if counts
+            },
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ChannelPartial:
         partial = cls()
         partial.buckets = {int(b): Aggregate.from_json(a) for b, a in raw.get("b", {}).items()}
-        partial.open_delta = int(raw.get("o", 0))
+        partial.live = {
+            str(kind): {int(t): int(n) for t, n in counts.items() if n}
+            for kind, counts in raw.get("l", {}).items()
+            if kind in LIVE_KINDS and counts
+        }
         return partial
 
     def is_empty(self) -> bool:
-        return not self.open_delta and all(a.is_empty() for a in self.buckets.values())
+        return not self.live and all(a.is_empty() for a in self.buckets.values())
 
 
 class Partials:
@@ -59,8 +77,8 @@ class Partials:
             partial = self.channels.get(channel)
             if partial is None:
                 partial = self.channels[channel] = ChannelPartial()
-            if kind == "open":
-                partial.open_delta += sign
+            if kind in LIVE_KINDS:
+                partial.add_live(kind, at_ms, sign)
                 continue
             bucket = bucket_of(at_ms)
             agg = partial.buckets.get(bucket)
@@ -76,7 +94,9 @@ class Partials:
         if ready:
             rollup = ChannelPartial()
             for partial in ready.values():
-                rollup.open_delta += partial.open_delta
+                for kind, counts in partial.live.items():
+                    for at_ms, amount in counts.items():
+                        rollup.add_live(kind, at_ms, amount)
                 for bucket, agg in partial.buckets.items():
                     target = rollup.buckets.get(bucket)
                     if target is None:
@@ -88,7 +108,7 @@ class Partials:
 
 
 class Scoreboard:
-    """Windows and backlog of the channels this process owns."""
+    """Windows and live queues of the channels this process owns."""
 
     def __init__(self, timeline: Timeline, now_ms: int, reported: tuple[str, ...] | None = None) -> None:
         self.timeline = timeline
@@ -96,7 +116,7 @@ class Scoreboard:
         #: Windows published as snapshots; the timeline may track more (alert rules' windows).
         self.reported = reported or tuple(w.name for w in timeline.windows)
         self.channels: dict[str, ChannelWindows] = {}
-        self.open_tickets: dict[str, int] = {}
+        self.live: dict[str, LiveQueue] = {}
         #: Buckets dropped by retention, per channel, until the owner deletes them from storage.
         self.dropped: dict[str, list[int]] = {}
         #: Bumped by every change, so snapshots (sketch quantiles for ~40 objects) are
@@ -111,13 +131,21 @@ class Scoreboard:
             self.version += 1  # a new owned channel: its rows join the snapshots
         return found
 
+    def live_queue(self, channel: str) -> LiveQueue:
+        found = self.live.get(channel)
+        if found is None:
+            found = self.live[channel] = LiveQueue()
+        return found
+
     def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
         """Fold a partial in; returns the buckets it actually changed (held ones)."""
         windows = self.channel(channel)
         changed = [b for b, agg in partial.buckets.items() if windows.apply(b, agg)]
-        if partial.open_delta:
-            self.open_tickets[channel] = self.open_tickets.get(channel, 0) + partial.open_delta
-        if changed or partial.open_delta:
+        if partial.live:
+            queue = self.live_queue(channel)
+            for kind, deltas in partial.live.items():
+                queue.apply(kind, deltas)
+        if changed or partial.live:
             self.version += 1
         return changed
 
@@ -137,15 +165,40 @@ class Scoreboard:
     def forget(self, channel: str) -> None:
         """Stop reporting a channel whose partition moved to another worker."""
         self.channels.pop(channel, None)
-        self.open_tickets.pop(channel, None)
+        self.live.pop(channel, None)
         self.version += 1
 
     def owned(self) -> list[str]:
-        return sorted(set(self.channels) | set(self.open_tickets))
+        return sorted(set(self.channels) | set(self.live))
+
+    def figures(self, channel: str) -> LiveFigures:
+        """The channel's live-queue gauges now."""
+        queue = self.live.get(channel)
+        return LiveFigures() if queue is None else queue.figures(self.now_ms)
+
+    def open_breaches(self, channel: str, window: str) -> dict[str, int]:
+        """Open tickets whose first-response / resolution target passed inside the
+        window (counters `slafr_open`, `slares_open`): SLA attainment counts them as
+        breached now, not only once they are answered (SPEC §5)."""
+        queue = self.live.get(channel)
+        if queue is None:
+            return {}
+        spec = next(w for w in self.timeline.windows if w.name == window)
+        low = self.timeline.lower_edge(spec, self.now_ms)
+        return {
+            "slafr_open": queue.count_between("first_response_due", low, self.now_ms),
+            "slares_open": queue.count_between("resolution_due", low, self.now_ms),
+        }
+
+    def views(self, channel: str) -> dict[str, Aggregate]:
+        """Every window of the channel as alert rules read it: its aggregate plus the
+        open breaches inside it (sketches shared, not copied)."""
+        windows = self.channel(channel).windows
+        return {name: agg.with_counts(self.open_breaches(channel, name)) for name, agg in windows.items()}
 
     def snapshots(self) -> list[dict[str, Any]]:
         """Every owned channel × reported window; rebuilt when something changed, and
-        at least once a second so `as_of` moves on."""
+        at least once a second so `as_of` (and the live queue's ages) move on."""
         key = (self.version, self.now_ms // 1000)
         if self._snapshots is None or self._snapshots[0] != key:
             self._snapshots = (key, self._build_snapshots())
@@ -156,11 +209,8 @@ class Scoreboard:
         result = []
         for channel in self.owned():
             windows = self.channel(channel)
-            open_now = self.open_tickets.get(channel, 0)
+            live = self.figures(channel)
             for name in self.reported:
-                result.append(
-                    build_snapshot(
-                        channel, name, windows.window(name), open_now, as_of, windows.previous_window(name)
-                    )
-                )
+                view = windows.window(name).with_counts(self.open_breaches(channel, name))
+                result.append(build_snapshot(channel, name, view, live, as_of, windows.previous_window(name)))
         return result

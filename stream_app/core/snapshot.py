@@ -7,6 +7,7 @@ from typing import Any
 from stream_app.core import sketch
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.formulas import mean, nps, nps_interval, ratio, wilson_interval
+from stream_app.core.live_queue import LiveFigures
 
 QUANTILES = (0.5, 0.9)
 
@@ -18,8 +19,9 @@ def _ci(bounds: tuple[float, float] | None) -> list[float] | None:
     return None if bounds is None else list(bounds)
 
 
-def _share(agg: Aggregate, hits: str, n: str) -> dict[str, Any]:
-    k, total = agg.get(hits), agg.get(n)
+def _share(agg: Aggregate, hits: str, n: str, also: str = "") -> dict[str, Any]:
+    """A ratio hits / n; `also` names a counter of misses that count in n too."""
+    k, total = agg.get(hits), agg.get(n) + (agg.get(also) if also else 0)
     return {"value": ratio(k, total), "n": total, "ci95": _ci(wilson_interval(k, total))}
 
 
@@ -72,7 +74,7 @@ def build_snapshot(
     channel: str,
     window: str,
     agg: Aggregate,
-    open_tickets: int,
+    live: LiveFigures,
     as_of: str,
     previous: Aggregate | None = None,
 ) -> dict[str, Any]:
@@ -80,7 +82,10 @@ def build_snapshot(
 
     Values are null when n = 0: an empty window has no score, not a score of 0.
     `previous` is the same-length window just before this one (null where
-    retention no longer holds it: `24h` and `today`).
+    retention no longer holds it: `24h` and `today`). `agg` may carry the open
+    breaches inside the window (`slafr_open`, `slares_open`): `sla` counts them as
+    breached, `sla_closed` is over answered / resolved tickets only. `live` is the
+    channel's live queue now (the same in every window).
     """
     head = _headline(agg)
     return {
@@ -92,18 +97,26 @@ def build_snapshot(
         "ces": head["ces"],
         "fcr": head["fcr"],
         "first_response_seconds": head["first_response_seconds"],
+        "first_response_business_seconds": _durations(agg, "frtb"),
         "chat_first_response_seconds": head["chat_first_response_seconds"],
         "resolution_seconds": _durations(agg, "res"),
+        "resolution_business_seconds": _durations(agg, "resb"),
         "chat_wait_seconds": _durations(agg, "wait"),
         "abandoned": _share(agg, "aband", "end_n"),
         "contained": _share(agg, "contn", "end_n"),
         "sla": {
+            "first_response": _share(agg, "slafr_ok", "slafr_n", "slafr_open"),
+            "chat_first_response": _share(agg, "slacfr_ok", "slacfr_n"),
+            "resolution": _share(agg, "slares_ok", "slares_n", "slares_open"),
+        },
+        "sla_closed": {
             "first_response": _share(agg, "slafr_ok", "slafr_n"),
             "chat_first_response": _share(agg, "slacfr_ok", "slacfr_n"),
             "resolution": _share(agg, "slares_ok", "slares_n"),
         },
         "volume": head["volume"],
-        "open_tickets": open_tickets,
+        "open_tickets": live.open_tickets,
+        "live": live.to_json(),
         "previous": None if previous is None else _headline(previous),
     }
 

@@ -14,6 +14,7 @@ from stream_app import config
 from stream_app.config import ConfigError
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
+from stream_app.core.live_queue import LiveFigures
 from stream_app.core.measures import METRICS, measure
 from stream_app.core.rules import Rule, RuleError, _for_channels, parse_rule
 
@@ -46,7 +47,7 @@ def windows(window: Aggregate, earlier: Aggregate) -> dict[str, Aggregate]:
 
 
 def test_real_drop_is_a_breach() -> None:
-    reading = alerts.read(rule(min_samples=20), windows(csat(58, 42), csat(840, 160)), 0)
+    reading = alerts.read(rule(min_samples=20), windows(csat(58, 42), csat(840, 160)), None)
     assert reading.verdict == alerts.BREACH
     assert reading.value == pytest.approx(0.58)
     assert reading.baseline == pytest.approx(0.84)  # baseline without the window
@@ -55,19 +56,19 @@ def test_real_drop_is_a_breach() -> None:
 
 def test_small_noisy_drop_is_not_significant() -> None:
     # 4 of 6 satisfied (67%) against 84%: big in points, meaningless at n = 6.
-    reading = alerts.read(rule(min_samples=1), windows(csat(4, 2), csat(840, 160)), 0)
+    reading = alerts.read(rule(min_samples=1), windows(csat(4, 2), csat(840, 160)), None)
     assert reading.verdict != alerts.BREACH
     assert reading.p_value is not None and reading.p_value > 0.05
 
 
 def test_significant_but_small_drop_does_not_fire() -> None:
-    reading = alerts.read(rule(min_drop=0.10), windows(csat(7_800, 2_200), csat(84_000, 16_000)), 0)
+    reading = alerts.read(rule(min_drop=0.10), windows(csat(7_800, 2_200), csat(84_000, 16_000)), None)
     assert reading.p_value is not None and reading.p_value < 1e-6  # 78% vs 84% at n=10 000
     assert reading.verdict != alerts.BREACH  # but only 6 points
 
 
 def test_no_alert_below_min_samples() -> None:
-    reading = alerts.read(rule(min_samples=30), windows(csat(0, 25), csat(840, 160)), 0)
+    reading = alerts.read(rule(min_samples=30), windows(csat(0, 25), csat(840, 160)), None)
     assert reading.verdict == alerts.UNKNOWN
     state, transition = alerts.step(rule(min_samples=30), None, reading, 0)
     assert transition is None and state["s"] == "ok"
@@ -82,8 +83,8 @@ def test_nps_drop_uses_a_test_on_per_response_scores() -> None:
         return agg
 
     r = rule(metric="nps", min_drop=15, min_samples=30)
-    assert alerts.read(r, windows(nps(30, 40, 30), nps(500, 270, 230)), 0).verdict == alerts.BREACH
-    assert alerts.read(r, windows(nps(5, 4, 3), nps(500, 270, 230)), 0).verdict != alerts.BREACH
+    assert alerts.read(r, windows(nps(30, 40, 30), nps(500, 270, 230)), None).verdict == alerts.BREACH
+    assert alerts.read(r, windows(nps(5, 4, 3), nps(500, 270, 230)), None).verdict != alerts.BREACH
 
 
 def test_mean_drop_direction_follows_the_metric() -> None:
@@ -94,8 +95,8 @@ def test_mean_drop_direction_follows_the_metric() -> None:
         return agg
 
     r = rule(metric="chat_wait_mean", min_drop=30, min_samples=20)
-    slower = alerts.read(r, windows(waits([200] * 40), waits([60, 70, 80] * 100)), 0)
-    faster = alerts.read(r, windows(waits([20] * 40), waits([60, 70, 80] * 100)), 0)
+    slower = alerts.read(r, windows(waits([200] * 40), waits([60, 70, 80] * 100)), None)
+    faster = alerts.read(r, windows(waits([20] * 40), waits([60, 70, 80] * 100)), None)
     assert slower.verdict == alerts.BREACH  # waiting longer is worse
     assert faster.verdict == alerts.CLEAR
 
@@ -152,8 +153,8 @@ def test_messages_follow_the_schema_and_share_the_alert_id() -> None:
 
     r = rule(min_samples=20)
     states: dict[str, alerts.State] = {}
-    fired = alerts.evaluate((r,), "chat", windows(csat(58, 42), csat(840, 160)), 0, states, 1_000)
-    resolved = alerts.evaluate((r,), "chat", windows(csat(84, 16), csat(840, 160)), 0, states, 9_000)
+    fired = alerts.evaluate((r,), "chat", windows(csat(58, 42), csat(840, 160)), None, states, 1_000)
+    resolved = alerts.evaluate((r,), "chat", windows(csat(84, 16), csat(840, 160)), None, states, 9_000)
     assert [m["state"] for m in fired + resolved] == ["firing", "resolved"]
     assert fired[0]["alert_id"] == resolved[0]["alert_id"]
     assert fired[0]["summary"] == "CSAT on chat fell from 84% to 58% (n=100)"
@@ -187,7 +188,9 @@ def test_no_flapping_on_a_noisy_stationary_stream(seed: int, p: float, per_step:
         recent.append(_draw(rng, p, per_step))
         recent = recent[-15:]  # a sliding 15-step window
         window = csat(sum(s for s, _ in recent), sum(u for _, u in recent))
-        state, transition = alerts.step(r, state, alerts.read(r, windows(window, earlier), 0), step * 10_000)
+        state, transition = alerts.step(
+            r, state, alerts.read(r, windows(window, earlier), None), step * 10_000
+        )
         if transition:
             transitions.append(transition)
     assert transitions.count("firing") <= 1
@@ -233,8 +236,13 @@ def test_every_spec_metric_can_be_used_in_a_rule() -> None:
     for metric, spec in METRICS.items():
         raw = {"name": metric, "kind": "threshold", "metric": metric, "window": "1h"}
         r = parse_rule({**raw, "op": "above", "threshold": 1}, CHANNELS, 60_000, 25 * 3_600_000)
-        assert alerts.read(r, {"1h": Aggregate()}, 3).verdict in (alerts.CLEAR, alerts.UNKNOWN, alerts.BREACH)
-        assert measure(metric, Aggregate(), 3).n >= 0, spec
+        live = LiveFigures(open_tickets=3)
+        assert alerts.read(r, {"1h": Aggregate()}, live).verdict in (
+            alerts.CLEAR,
+            alerts.UNKNOWN,
+            alerts.BREACH,
+        )
+        assert measure(metric, Aggregate(), live).n >= 0, spec
 
 
 def test_shipped_default_rules_load() -> None:

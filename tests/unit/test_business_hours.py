@@ -36,7 +36,9 @@ def ms(text: str, zone: str = "UTC") -> int:
 
 
 def office(zone: str = "Europe/Berlin", holidays: list[object] | None = None) -> Calendar:
-    return parse_calendar("office", {"timezone": zone, "hours": {"mon-fri": "09:00-18:00"}, "holidays": holidays})
+    return parse_calendar(
+        "office", {"timezone": zone, "hours": {"mon-fri": "09:00-18:00"}, "holidays": holidays}
+    )
 
 
 # --- the reference: is the minute starting at `at` in business hours? -----------------
@@ -83,7 +85,9 @@ def calendars(draw: st.DrawFn) -> Calendar:
         periods = []
         cuts = sorted(draw(st.sets(st.integers(0, 95), max_size=4)))  # quarter hours
         for i in range(0, len(cuts) - 1, 2):
-            periods.append(f"{cuts[i] // 4:02d}:{cuts[i] % 4 * 15:02d}-{cuts[i + 1] // 4:02d}:{cuts[i + 1] % 4 * 15:02d}")
+            periods.append(
+                f"{cuts[i] // 4:02d}:{cuts[i] % 4 * 15:02d}-{cuts[i + 1] // 4:02d}:{cuts[i + 1] % 4 * 15:02d}"
+            )
         if draw(st.booleans()) and draw(st.booleans()):  # an overnight period now and then
             start = draw(st.integers(80, 95))
             end = draw(st.integers(1, 20))
@@ -98,7 +102,9 @@ def calendars(draw: st.DrawFn) -> Calendar:
             holidays.append(day)
         else:
             low = draw(st.integers(0, 22))
-            holidays.append({"date": day, "from": f"{low:02d}:00", "to": f"{draw(st.integers(low + 1, 24)):02d}:00"})
+            holidays.append(
+                {"date": day, "from": f"{low:02d}:00", "to": f"{draw(st.integers(low + 1, 24)):02d}:00"}
+            )
     calendar = parse_calendar("random", {"timezone": zone, "hours": hours, "holidays": holidays})
     # non-overlapping periods in a day, as the reference assumes a plain "in any period"
     return calendar
@@ -108,15 +114,27 @@ def calendars(draw: st.DrawFn) -> Calendar:
 SPAN_STARTS = st.one_of(
     st.integers(ms("2026-01-01T00:00"), ms("2026-12-20T00:00")),
     st.sampled_from(
-        [ms(t) for t in ("2026-03-08T00:00", "2026-03-28T12:00", "2026-04-04T10:00", "2026-10-24T12:00",
-                         "2026-10-31T20:00", "2026-09-26T12:00", "2026-12-24T00:00")]  # fmt: skip
+        [
+            ms(t)
+            for t in (
+                "2026-03-08T00:00",
+                "2026-03-28T12:00",
+                "2026-04-04T10:00",
+                "2026-10-24T12:00",
+                "2026-10-31T20:00",
+                "2026-09-26T12:00",
+                "2026-12-24T00:00",
+            )
+        ]  # fmt: skip
     ),
 )
 
 
 @settings(max_examples=60, deadline=None)
 @given(calendars(), SPAN_STARTS, st.integers(0, 6 * 24 * 60))
-def test_business_time_equals_the_minute_by_minute_reference(calendar: Calendar, start: int, minutes: int) -> None:
+def test_business_time_equals_the_minute_by_minute_reference(
+    calendar: Calendar, start: int, minutes: int
+) -> None:
     start -= start % MINUTE_MS
     end = start + minutes * MINUTE_MS
     assert elapsed_ms(calendar, start, end) == reference_elapsed(calendar, start, end)
@@ -186,18 +204,24 @@ def test_dst_spring_forward_and_fall_back() -> None:
 def test_overnight_period() -> None:
     late = parse_calendar("late", {"timezone": "UTC", "hours": {"fri": "22:00-06:00"}})
     friday = ms("2026-11-27T00:00")
-    assert open_intervals(late, friday, friday + 3 * DAY_MS) == [(friday + 22 * HOUR_MS, friday + 30 * HOUR_MS)]
+    assert open_intervals(late, friday, friday + 3 * DAY_MS) == [
+        (friday + 22 * HOUR_MS, friday + 30 * HOUR_MS)
+    ]
 
 
 def test_deadline_with_an_open_ended_pause_is_none() -> None:
     start = ms("2026-11-30T09:00")
     assert deadline_ms(None, start, 2 * HOUR_MS, [(start + HOUR_MS, None)]) is None
-    assert deadline_ms(None, start, 2 * HOUR_MS, [(start + HOUR_MS, start + 4 * HOUR_MS)]) == start + 5 * HOUR_MS
+    assert (
+        deadline_ms(None, start, 2 * HOUR_MS, [(start + HOUR_MS, start + 4 * HOUR_MS)]) == start + 5 * HOUR_MS
+    )
 
 
 def test_schedules_assignment_and_errors() -> None:
     doc = {
-        "calendars": {"office": {"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-12:00", "13:00-18:00"]}}},
+        "calendars": {
+            "office": {"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-12:00", "13:00-18:00"]}}
+        },
         "assign": {"default": "office", "channels": {"chat": "office"}, "queues": {"vip": "office"}},
     }
     schedules = parse_schedules(doc, ["chat", "email"])

@@ -13,6 +13,7 @@ from stream_app.core.lifecycle import (
     expires_at,
     ticket_facts,
     ticket_is_open,
+    ticket_live,
 )
 from stream_app.core.sla import SlaTargets
 from stream_app.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
@@ -94,11 +95,11 @@ def test_fcr_reopen_after_window_keeps_credit() -> None:
 
 def test_open_backlog_follows_resolve_and_reopen() -> None:
     state = ticket(("ticket.created", T0))
-    assert kinds(ticket_facts(state, RULES), "open")
+    assert kinds(ticket_live(state, RULES), "open")
     apply_ticket_event(state, event("ticket.resolved", T0 + 5, "email", ticket_id="t1"), T0 + 5)
-    assert not kinds(ticket_facts(state, RULES), "open")
+    assert not kinds(ticket_live(state, RULES), "open")
     apply_ticket_event(state, event("ticket.reopened", T0 + 9, "email", ticket_id="t1"), T0 + 9)
-    assert kinds(ticket_facts(state, RULES), "open")
+    assert kinds(ticket_live(state, RULES), "open")
 
 
 def test_sla_uses_preset_and_priority_override() -> None:

@@ -49,9 +49,18 @@ def test_prometheus_series_absent_when_window_is_empty() -> None:
     assert 'cx_csat_ratio{channel="chat",window="15m"} 1.0' in text
     assert 'cx_nps_score{channel="chat",window="1h"} -100.0' in text
     assert 'cx_nps_score{channel="chat",window="15m"}' not in text  # the detractor is 20 min old
-    assert 'cx_first_response_seconds{channel="email",kind="ticket",quantile="0.5",window="15m"}' in text
-    assert 'cx_first_response_seconds_count{channel="email",kind="ticket",window="15m"} 1.0' in text
-    assert 'cx_first_response_seconds_sum{channel="email",kind="ticket",window="15m"} 60.0' in text
+    assert (
+        'cx_first_response_seconds{channel="email",clock="calendar",kind="ticket",quantile="0.5",window="15m"}'
+        in text
+    )
+    assert (
+        'cx_first_response_seconds_count{channel="email",clock="calendar",kind="ticket",window="15m"} 1.0'
+        in text
+    )
+    assert (
+        'cx_first_response_seconds_sum{channel="email",clock="calendar",kind="ticket",window="15m"} 60.0'
+        in text
+    )
     assert 'cx_first_response_seconds{channel="chat"' not in text  # no first response there
     assert 'cx_open_tickets{channel="email"} 1.0' in text
     assert 'cx_fcr_ratio{channel="email"' not in text
@@ -65,7 +74,7 @@ def test_partials_round_trip_through_json() -> None:
     drained = partials.drain()
     assert set(drained) == {"chat", "all"}
     again = ChannelPartial.from_json(drained["chat"].to_json())
-    assert again.open_delta == 1
+    assert again.live == {"open": {0: 1}}
     assert again.buckets == drained["chat"].buckets
 
 
@@ -211,8 +220,14 @@ def test_first_response_is_reported_per_kind_with_a_chat_target_in_seconds() -> 
     assert snap["sla"]["chat_first_response"]["value"] == 2 / 3
     assert snap["sla"]["first_response"]["value"] == 1.0  # 1 h < 2 h
     text = generate_latest(Instruments(lambda: snapshots).registry).decode()
-    assert 'cx_first_response_seconds_count{channel="chat",kind="chat",window="15m"} 3.0' in text
-    assert 'cx_first_response_seconds_count{channel="chat",kind="ticket",window="15m"} 1.0' in text
+    assert (
+        'cx_first_response_seconds_count{channel="chat",clock="calendar",kind="chat",window="15m"} 3.0'
+        in text
+    )
+    assert (
+        'cx_first_response_seconds_count{channel="chat",clock="calendar",kind="ticket",window="15m"} 1.0'
+        in text
+    )
     chat_sla = 'cx_sla_attainment_ratio{channel="chat",kind="chat",target="first_response",window="15m"}'
     assert f"{chat_sla} {2 / 3!r}" in text
     assert (

@@ -1,0 +1,132 @@
+"""The live queue of one channel: what is open, waiting or late right now (SPEC §4).
+
+Not windowed. The intake sends, per open ticket or waiting chat, facts that carry
+a time (`LIVE_KINDS`: opened at, first response due at, resolution due at,
+waiting since) and retracts them when the ticket or chat moves on. Here they are
+kept as multisets of those times, so every figure is a count or a minimum
+against the wall clock: a ticket whose target passes at 10:00 is "breaching" at
+10:00 with no event at 10:00, and the figures are exact after a restart because
+the multisets are rebuilt from the same (changelogged) facts.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from itertools import accumulate
+from typing import Any
+
+from stream_app.core.timeutil import MINUTE_MS
+
+#: "About to breach": due within this much wall-clock time.
+SOON_MS = 15 * MINUTE_MS
+#: (target name, its due-time kind) for the breach figures.
+TARGETS = (("first_response", "first_response_due"), ("resolution", "resolution_due"))
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """The live-queue gauges at one instant (counts; ages in seconds, None when nothing is open/waiting)."""
+
+    open_tickets: int = 0
+    oldest_open_ticket_seconds: float | None = None
+    chats_waiting: int = 0
+    oldest_waiting_chat_seconds: float | None = None
+    breaching_first_response: int = 0
+    breaching_resolution: int = 0
+    breach_soon_first_response: int = 0
+    breach_soon_resolution: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot's `live` object."""
+        return {
+            "open_tickets": self.open_tickets,
+            "oldest_open_ticket_seconds": self.oldest_open_ticket_seconds,
+            "chats_waiting": self.chats_waiting,
+            "oldest_waiting_chat_seconds": self.oldest_waiting_chat_seconds,
+            "breaching": {
+                "first_response": self.breaching_first_response,
+                "resolution": self.breaching_resolution,
+            },
+            "breach_soon": {
+                "first_response": self.breach_soon_first_response,
+                "resolution": self.breach_soon_resolution,
+            },
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LiveQueue:
+    """Multisets of times per live kind, with counts in time ranges."""
+
+    __slots__ = ("_index", "times")
+
+    def __init__(self) -> None:
+        #: kind → time ms → how many open tickets / waiting chats have it.
+        self.times: dict[str, dict[int, int]] = {}
+        #: kind → (sorted times, running totals): rebuilt after a change, on the next read.
+        self._index: dict[str, tuple[list[int], list[int]]] = {}
+
+    def apply(self, kind: str, deltas: Mapping[int, int]) -> None:
+        counts = self.times.setdefault(kind, {})
+        for at_ms, amount in deltas.items():
+            merged = counts.get(at_ms, 0) + amount
+            if merged:
+                counts[at_ms] = merged
+            else:
+                counts.pop(at_ms, None)
+        if not counts:
+            del self.times[kind]
+        self._index.pop(kind, None)
+
+    def _sorted(self, kind: str) -> tuple[list[int], list[int]]:
+        found = self._index.get(kind)
+        if found is None:
+            counts = self.times.get(kind, {})
+            keys = sorted(counts)
+            found = self._index[kind] = (keys, list(accumulate(counts[k] for k in keys)))
+        return found
+
+    def count(self, kind: str) -> int:
+        totals = self._sorted(kind)[1]
+        return totals[-1] if totals else 0
+
+    def count_between(self, kind: str, low: int, high: int) -> int:
+        """How many times t with low <= t <= high."""
+        keys, totals = self._sorted(kind)
+        below = bisect_left(keys, low)
+        upto = bisect_right(keys, high)
+        return (totals[upto - 1] if upto else 0) - (totals[below - 1] if below else 0)
+
+    def earliest(self, kind: str) -> int | None:
+        keys = self._sorted(kind)[0]
+        return keys[0] if keys else None
+
+    def figures(self, now_ms: int) -> LiveFigures:
+        def age(kind: str) -> float | None:
+            first = self.earliest(kind)
+            return None if first is None else max(0, now_ms - first) / 1000
+
+        return LiveFigures(
+            open_tickets=self.count("open"),
+            oldest_open_ticket_seconds=age("open"),
+            chats_waiting=self.count("chat_waiting"),
+            oldest_waiting_chat_seconds=age("chat_waiting"),
+            breaching_first_response=self.count_between("first_response_due", -(2**62), now_ms),
+            breaching_resolution=self.count_between("resolution_due", -(2**62), now_ms),
+            breach_soon_first_response=self.count_between("first_response_due", now_ms + 1, now_ms + SOON_MS),
+            breach_soon_resolution=self.count_between("resolution_due", now_ms + 1, now_ms + SOON_MS),
+        )
+
+    def chunks(self, kind: str, chunk_ms: int) -> Iterator[tuple[int, dict[int, int]]]:
+        """The multiset of one kind cut by time into chunks (for storage)."""
+        found: dict[int, dict[int, int]] = {}
+        for at_ms, amount in self.times.get(kind, {}).items():
+            found.setdefault(at_ms - at_ms % chunk_ms, {})[at_ms] = amount
+        yield from found.items()
+
+    def is_empty(self) -> bool:
+        return not self.times
