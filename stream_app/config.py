@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
+from stream_app.core.business_hours import Schedules, parse_schedules
 from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.rules import Rule, RuleError, load_rules
 from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
@@ -79,6 +82,10 @@ class Settings:
     alert_webhook: str | None = field(default=None, repr=False)
     #: auto, exactly_once (Kafka transactions) or at_least_once.
     processing_guarantee: str = "auto"
+    #: Business-hours calendars (STREAM_APP_SCHEDULES, SPEC §5): the file's path and
+    #: what it says. No file: every SLA clock runs 24/7.
+    schedules_file: str | None = None
+    schedules: Schedules = field(default_factory=Schedules)
     #: Names this worker's local intake state directory (rocksdb://); transactional
     #: producers are named per input partition instead. None: host name + web port.
     instance_id: str | None = None
@@ -106,7 +113,9 @@ class Settings:
         return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
 
     def lifecycle_rules(self) -> LifecycleRules:
-        return LifecycleRules(SlaTargets(self.sla_preset, self.sla_overrides), self.fcr_reopen_ms)
+        return LifecycleRules(
+            SlaTargets(self.sla_preset, self.sla_overrides), self.fcr_reopen_ms, self.schedules
+        )
 
     @property
     def broker_urls(self) -> list[str]:
@@ -360,6 +369,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "instance_id": ("INSTANCE_ID", _token_free_text, "a name without spaces"),
         "alert_webhook": ("ALERT_WEBHOOK", _webhook, "an http:// or https:// URL"),
         "min_sample": ("MIN_SAMPLE", _int_range(1, 100_000), "an integer 1-100000"),
+        "schedules_file": ("SCHEDULES", _readable_file, "a readable YAML file of calendars"),
     }
     for attr, (name, parse, allowed) in parsers.items():
         found = _parse(env, name, parse, allowed)
@@ -371,6 +381,8 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
     _check_security(settings)
     _check_override_channels(settings)
+    if settings.schedules_file:
+        settings = replace(settings, schedules=load_schedules(settings.schedules_file, settings.channels))
     try:
         rules = load_rules(
             Path(settings.rules) if settings.rules else None,
@@ -382,6 +394,16 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         where = settings.rules or "the default rules"
         raise ConfigError(f"{PREFIX}RULES={where}: {exc}") from None
     return replace(settings, alert_rules=rules)
+
+
+def load_schedules(path: str, channels: tuple[str, ...]) -> Schedules:
+    """STREAM_APP_SCHEDULES: the calendars file, or one ConfigError line naming what is wrong."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return parse_schedules(raw, channels)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{PREFIX}SCHEDULES={path}: {detail}") from None
 
 
 def _check_override_channels(settings: Settings) -> None:

@@ -10,8 +10,11 @@ WINDOWS = tuple(WindowSpec.parse(w, 60_000) for w in ("15m", "1h", "24h", "today
 _SCHEMAS = Schemas()
 
 
-def make_intake(timezone: str = "UTC", extra_channels: frozenset[str] = frozenset()) -> Intake:
-    return Intake(_SCHEMAS, CHANNELS | extra_channels, Timeline(WINDOWS, timezone=timezone), LifecycleRules())
+def make_intake(
+    timezone: str = "UTC", extra_channels: frozenset[str] = frozenset(), rules: LifecycleRules | None = None
+) -> Intake:
+    timeline = Timeline(WINDOWS, timezone=timezone)
+    return Intake(_SCHEMAS, CHANNELS | extra_channels, timeline, rules or LifecycleRules())
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Property: any arrival order (and any replay of duplicates) gives exactly the same
 scores as in-order processing: with re-rated surveys, ticket/chat events older than
-the windows' retention, and restarts (state reloaded from its encoded form, expiry
-sweeps) at any point."""
+the windows' retention, pending/on-hold periods under business-hours calendars, and
+restarts (state reloaded from its encoded form, expiry sweeps) at any point."""
 
 from typing import Any
 
@@ -9,6 +9,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream_app.core.business_hours import parse_schedules
+from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.replay import Replay
 from stream_app.core.timeutil import HOUR_MS, MINUTE_MS, parse_rfc3339_ms
 from tests.factories import encode, event, survey
@@ -17,6 +19,21 @@ from tests.unit.conftest import make_intake
 NOW = parse_rfc3339_ms("2026-11-22T09:15:30Z")
 CHANNELS = ["chat", "email", "phone"]
 offsets = st.integers(0, 23 * HOUR_MS)
+#: email in office hours (Berlin, lunch break, a holiday), phone overnight, chat 24/7.
+SCHEDULES = parse_schedules(
+    {
+        "calendars": {
+            "office": {
+                "timezone": "Europe/Berlin",
+                "hours": {"mon-fri": ["09:00-12:30", "13:30-18:00"]},
+                "holidays": ["2026-11-20", {"date": "2026-11-21", "from": "10:00", "to": "12:00"}],
+            },
+            "night": {"timezone": "America/New_York", "hours": {"daily": "20:00-04:00"}},
+        },
+        "assign": {"channels": {"email": "office", "phone": "night"}},
+    }
+)
+RULES = LifecycleRules(schedules=SCHEDULES)
 #: Tickets and chats may start days before the windows: their state still counts (backlog).
 history = st.one_of(offsets, st.integers(0, 3 * 24 * HOUR_MS))
 
@@ -41,13 +58,25 @@ def ticket_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
     for kind in draw(
         st.lists(
             st.sampled_from(
-                ["ticket.agent_replied", "ticket.customer_replied", "ticket.resolved", "ticket.reopened"]
+                [
+                    "ticket.agent_replied",
+                    "ticket.customer_replied",
+                    "ticket.resolved",
+                    "ticket.reopened",
+                    "ticket.status_changed",
+                    "ticket.status_changed",
+                ]
             ),
-            max_size=5,
+            max_size=7,
         )
     ):
         at = min(NOW, start + draw(st.integers(0, 10 * HOUR_MS)))
-        out.append(("cx.tickets", event(kind, at, channel, ticket_id=tid)))
+        extra = (
+            {"status": draw(st.sampled_from(["open", "pending", "on_hold"]))}
+            if kind.endswith("changed")
+            else {}
+        )
+        out.append(("cx.tickets", event(kind, at, channel, ticket_id=tid, **extra)))
     return out
 
 
@@ -101,7 +130,7 @@ def streams(draw: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run(records: list[tuple[str, dict[str, Any]]], flush_every: int, restarts: frozenset[int]) -> Any:
-    replay = Replay(make_intake(), NOW)
+    replay = Replay(make_intake(rules=RULES), NOW)
     for i, (topic, ev) in enumerate(records):
         replay.feed(topic, encode(ev), NOW)
         if flush_every and i % flush_every == 0:
