@@ -55,6 +55,7 @@ TEST_CHANNELS = [
         "refused",
         "history",
         "webhook",
+        "breach",
     )
 ]
 

@@ -159,7 +159,8 @@ def test_a_live_workers_exposition_passes_promtool(worker: WorkerProcess, bootst
     )
     exposition = worker.get("/metrics")
     assert (
-        f'cx_first_response_seconds_count{{channel="{ch}",kind="ticket",window="15m"}}'.encode() in exposition
+        f'cx_first_response_seconds_count{{channel="{ch}",clock="calendar",kind="ticket",window="15m"}}'.encode()
+        in exposition
     )
     promtool = shutil.which("promtool") or str(Path(prometheus_binary()).with_name("promtool"))
     checked = subprocess.run(

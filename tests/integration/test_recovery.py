@@ -63,6 +63,7 @@ def test_restart_recovers_scores_and_ticket_state(start_worker: Any, bootstrap: 
             channel=ch,
             window="15m",
             kind="ticket",
+            clock="calendar",
             quantile="0.5",
         ),
         60,
@@ -70,7 +71,13 @@ def test_restart_recovers_scores_and_ticket_state(start_worker: Any, bootstrap: 
     )
     samples = restarted.metrics()
     assert metric_value(
-        samples, "cx_first_response_seconds", channel=ch, window="15m", kind="ticket", quantile="0.5"
+        samples,
+        "cx_first_response_seconds",
+        channel=ch,
+        window="15m",
+        kind="ticket",
+        clock="calendar",
+        quantile="0.5",
     ) == (pytest.approx(300, rel=0.01))
     assert metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 2
     restarted.stop()
