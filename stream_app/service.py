@@ -536,6 +536,7 @@ class CxService:
             data_at_ms=data_at,
             timezone=self.settings.timezone,
             min_sample=self.settings.min_sample,
+            rules=self.settings.alert_rules,
         )
 
     async def _publish_snapshots(self) -> None:

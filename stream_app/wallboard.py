@@ -15,6 +15,10 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
+from stream_app.core.aggregate import Aggregate
+from stream_app.core.live_queue import LiveFigures
+from stream_app.core.measures import METRICS, measure
+from stream_app.core.rules import Rule
 from stream_app.core.scoreboard import ALL
 from stream_app.core.timeutil import format_ms, parse_rfc3339_ms
 
@@ -65,6 +69,7 @@ def board(
     data_at_ms: int,
     timezone: str,
     min_sample: int = 30,
+    rules: tuple[Rule, ...] = (),
 ) -> dict[str, Any]:
     """One push: the snapshots of `window` (with when each was last updated) and active alerts.
 
@@ -80,6 +85,7 @@ def board(
     scores.sort(key=lambda s: (s["channel"] != ALL, s["channel"]))
     alerts = [a for a in firing if wanted is None or a.get("channel") in wanted]
     stale = now_ms - data_at_ms > BOARD_STALE_AFTER_MS
+    live_rules = [r for r in rules if r.kind == "threshold" and METRICS[r.metric].kind == "gauge"]
     return {
         "now": format_ms(now_ms),
         "now_ms": now_ms,
@@ -92,7 +98,31 @@ def board(
         "stale_since_ms": data_at_ms if stale else None,
         #: scores from fewer responses are shown dimmed with their n and interval
         "min_sample": min_sample,
+        #: SLA view colours: channel → live metric → worst severity of a threshold rule it is beyond now
+        "live_marks": {s["channel"]: live_marks(s, live_rules) for s in scores if "live" in s},
     }
+
+
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def live_marks(snapshot: dict[str, Any], rules: list[Rule]) -> dict[str, str]:
+    """Which live-queue figures of a row are beyond a threshold rule right now, and the
+    worst severity: the wallboard colours them at once (the rule's alert waits for `for`).
+    Rules for every channel colour the `all` row too."""
+    figures = LiveFigures.from_json(snapshot["live"])
+    marks: dict[str, str] = {}
+    for rule in rules:
+        channel = snapshot["channel"]
+        if not (rule.applies_to(channel) or (rule.channels is None and channel == ALL)):
+            continue
+        value = measure(rule.metric, Aggregate(), figures).value
+        if value is None or rule.threshold is None:
+            continue
+        beyond = value > rule.threshold if rule.op == "above" else value < rule.threshold
+        if beyond and _RANK.get(rule.severity, 0) >= _RANK.get(marks.get(rule.metric, ""), -1):
+            marks[rule.metric] = rule.severity
+    return marks
 
 
 def snapshot_time_ms(snapshot: dict[str, Any]) -> int | None:

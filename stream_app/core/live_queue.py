@@ -58,6 +58,21 @@ class LiveFigures:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> LiveFigures:
+        """From a snapshot's `live` object (another worker's, read from cx.metrics)."""
+        breaching, soon = raw.get("breaching") or {}, raw.get("breach_soon") or {}
+        return cls(
+            open_tickets=int(raw.get("open_tickets") or 0),
+            oldest_open_ticket_seconds=raw.get("oldest_open_ticket_seconds"),
+            chats_waiting=int(raw.get("chats_waiting") or 0),
+            oldest_waiting_chat_seconds=raw.get("oldest_waiting_chat_seconds"),
+            breaching_first_response=int(breaching.get("first_response") or 0),
+            breaching_resolution=int(breaching.get("resolution") or 0),
+            breach_soon_first_response=int(soon.get("first_response") or 0),
+            breach_soon_resolution=int(soon.get("resolution") or 0),
+        )
+
 
 class LiveQueue:
     """Multisets of times per live kind, with counts in time ranges."""

@@ -1,8 +1,10 @@
 // CX stream wallboard: renders the `board` events pushed by /api/v1/stream.
-// No build step, no dependencies. URL parameters: ?window=1h&channels=chat,email
+// No build step, no dependencies. URL parameters: ?window=1h&channels=chat,email&view=sla
 "use strict";
 
 const params = new URLSearchParams(location.search);
+// `scores` (CSAT, NPS, ...) or `sla` (the live queue: breaching now, about to breach, oldest waiting)
+let view = params.get("view") === "sla" ? "sla" : "scores";
 const onlyChannels = params.get("channels") || "";
 let windowName = params.get("window") || "";
 let source = null;
@@ -35,6 +37,27 @@ const COLUMNS = [
     extra: (s) => `${s.volume.tickets} tkt · ${s.volume.chats} chat`,
   },
 ];
+
+// The SLA view: live-queue gauges (now, not windowed) and the window's attainment.
+// `rule` names the live metric whose threshold rules colour the cell at once.
+const SLA_COLUMNS = [
+  { id: "breaching_fr", title: "Breaching 1st resp.", value: (s) => s.live.breaching.first_response, format: count, rule: "breaching_first_response" },
+  { id: "breaching_res", title: "Breaching resol.", value: (s) => s.live.breaching.resolution, format: count, rule: "breaching_resolution" },
+  {
+    id: "breach_soon", title: "Breach ≤ 15 min", value: (s) => s.live.breach_soon.first_response + s.live.breach_soon.resolution,
+    format: count, rule: "breach_soon_first_response", rules: ["breach_soon_first_response", "breach_soon_resolution"],
+    extra: (s) => `${s.live.breach_soon.first_response} resp · ${s.live.breach_soon.resolution} resol`,
+  },
+  { id: "oldest_ticket", title: "Oldest open ticket", value: (s) => s.live.oldest_open_ticket_seconds, format: duration, rule: "oldest_open_ticket_age",
+    extra: (s) => `${s.live.open_tickets} open` },
+  { id: "waiting", title: "Chats waiting", value: (s) => s.live.chats_waiting, format: count, rule: "chats_waiting" },
+  { id: "oldest_chat", title: "Longest wait", value: (s) => s.live.oldest_waiting_chat_seconds, format: duration, rule: "oldest_waiting_chat_age" },
+  {
+    id: "sla_fr", title: "1st resp. SLA", value: (s) => s.sla.first_response.value, n: (s) => s.sla.first_response.n,
+    ci: (s) => s.sla.first_response.ci95, format: percent, rule: "sla_first_response",
+  },
+];
+for (const column of SLA_COLUMNS) column.noTrend = true; // live figures: no previous window
 
 // Alert rule metric → the column it colours (others colour the channel name).
 const ALERT_COLUMN = {
@@ -120,11 +143,29 @@ function cell(column, snap, severity, minSample) {
     <div class="sub" data-n="${n == null ? "" : n}">${trend(column, snap)}${escapeHtml(sub)}</div></td>`;
 }
 
+function worst(a, b) {
+  return (SEVERITY_RANK[a] ?? -1) >= (SEVERITY_RANK[b] ?? -1) ? a : b;
+}
+
+// SLA cells are coloured by the threshold rules they are beyond now (board.live_marks,
+// judged on the server) and by any firing alert on their metric.
+function slaSeverity(column, snap, board) {
+  const marks = (board.live_marks || {})[snap.channel] || {};
+  let severity;
+  for (const metric of column.rules || [column.rule]) severity = worst(severity, marks[metric]);
+  for (const alert of board.alerts) {
+    if (alert.channel === snap.channel && alert.metric === column.rule) severity = worst(severity, alert.severity);
+  }
+  return severity;
+}
+
 function row(snap, board, marks) {
   const stale = board.now_ms - snap.updated_ms > board.row_stale_after_ms;
   const channelState = stateClass(marks.channel);
   const note = stale ? `<div class="stale-note">stale since ${escapeHtml(timeOf(snap.updated_ms))}</div>` : "";
-  const cells = COLUMNS.map((c) => cell(c, snap, marks[c.id], board.min_sample || 0)).join("");
+  const cells = view === "sla"
+    ? SLA_COLUMNS.map((c) => cell(c, snap, slaSeverity(c, snap, board), board.min_sample || 0)).join("")
+    : COLUMNS.map((c) => cell(c, snap, marks[c.id], board.min_sample || 0)).join("");
   return `<tr class="${snap.channel === "all" ? "rollup" : ""}${stale ? " stale" : ""}" data-channel="${escapeHtml(snap.channel)}">
     <td class="channel ${channelState}"><div class="name" title="${escapeHtml(snap.channel)}">${escapeHtml(snap.channel)}</div>${note}</td>${cells}</tr>`;
 }
@@ -151,9 +192,21 @@ function renderWindows(windows) {
   for (const button of nav.children) button.addEventListener("click", () => selectWindow(button.dataset.window));
 }
 
+function renderHead() {
+  const head = document.getElementById("head");
+  if (head.dataset.view === view) return;
+  head.dataset.view = view;
+  if (!head.dataset.scores) head.dataset.scores = head.innerHTML;
+  head.innerHTML = view === "sla"
+    ? `<tr><th class="channel">Channel</th>${SLA_COLUMNS.map((c) => `<th data-column="${c.id}">${escapeHtml(c.title)}</th>`).join("")}</tr>`
+    : head.dataset.scores;
+  for (const b of document.querySelectorAll("#views button")) b.setAttribute("aria-pressed", String(b.dataset.view === view));
+}
+
 function render(board) {
   lastBoard = board;
   windowName = board.window;
+  renderHead();
   if (!clockFormat || clockFormat.resolvedOptions().timeZone !== board.timezone) {
     clockFormat = new Intl.DateTimeFormat("en-GB", {
       timeZone: board.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
@@ -167,8 +220,9 @@ function render(board) {
     rows || `<tr><td colspan="8" class="empty">no channels with figures yet</td></tr>`;
   renderBanner(board.alerts);
   document.getElementById("clock").textContent = timeOf(board.now_ms);
-  document.getElementById("footer").textContent =
-    `window ${board.window} · trend ▲▼ against the previous ${board.window} · times in ${board.timezone}`;
+  document.getElementById("footer").textContent = view === "sla"
+    ? `live queue now · SLA attainment over ${board.window}, open tickets past their target count as breached · times in ${board.timezone}`
+    : `window ${board.window} · trend ▲▼ against the previous ${board.window} · times in ${board.timezone}`;
   refreshStatus();
 }
 
@@ -211,5 +265,15 @@ function selectWindow(name) {
   connect();
 }
 
+function selectView(name) {
+  view = name;
+  params.set("view", name);
+  history.replaceState(null, "", `?${params}`);
+  if (lastBoard) render(lastBoard);
+}
+
+for (const button of document.querySelectorAll("#views button")) {
+  button.addEventListener("click", () => selectView(button.dataset.view));
+}
 setInterval(refreshStatus, 1000);
 connect();

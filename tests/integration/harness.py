@@ -56,6 +56,7 @@ TEST_CHANNELS = [
         "history",
         "webhook",
         "breach",
+        "wb_sla",
     )
 ]
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from stream_app.core.timeutil import MINUTE_MS
-from tests.factories import now_ms, records, seed_mix, survey
+from tests.factories import event, now_ms, records, seed_mix, survey
 from tests.integration.harness import RUN, WorkerProcess, channel, produce, run_sync
 
 pytestmark = pytest.mark.integration
@@ -277,3 +277,83 @@ def test_wallboard_in_a_real_browser(
     assert errors == []
     with capsys.disabled():
         print(f"\n  wallboard screenshots: {shot} and {stale_shot} ({stale_text!r})")
+
+
+SLA_PAGE = """() => {
+  const out = {};
+  for (const td of document.querySelectorAll('#rows tr[data-channel] td[data-metric]')) {
+    const raw = td.querySelector('.figure').dataset.value;
+    out[td.dataset.metric] = {value: raw === '' ? null : Number(raw), state: td.dataset.state};
+  }
+  out.head = [...document.querySelectorAll('#head th')].map((th) => th.textContent);
+  return out;
+}"""
+
+
+def test_sla_view_in_a_real_browser(browser: Any, start_worker: Any, bootstrap: str, workdir: Path) -> None:
+    """?view=sla: the live queue as the API has it, coloured at once by threshold rules."""
+    ch = channel("wb_sla")
+    common = {"for": "0s", "clear_for": "0s", "hysteresis": 0.0, "channels": [ch], "window": WINDOW}
+    rules = [
+        {"name": "wb_breaching", "kind": "threshold", "metric": "breaching_first_response", "op": "above",
+         "threshold": 0, "min_samples": 1, "severity": "critical", **{**common, "for": "1h"}},
+        {"name": "wb_chat_wait", "kind": "threshold", "metric": "oldest_waiting_chat_age", "op": "above",
+         "threshold": 60, "min_samples": 1, "severity": "warning", **{**common, "for": "1h"}},
+    ]  # fmt: skip
+    path = workdir / f"rules-sla-{RUN}.yaml"
+    path.write_text(json.dumps({"rules": rules}))
+    sla_worker: WorkerProcess = start_worker(
+        f"cx-wallboard-sla-{RUN}", channel("probe"), STREAM_APP_RULES=str(path)
+    )
+    t = now_ms()
+    hour = 60 * MINUTE_MS
+    events = [  # it_services: first response within 2 h
+        ("cx.tickets", event("ticket.created", t - 3 * hour, ch, ticket_id=f"{ch}-late")),  # breaching
+        ("cx.tickets", event("ticket.created", t - 2 * hour + 10 * MINUTE_MS, ch, ticket_id=f"{ch}-soon")),
+        ("cx.tickets", event("ticket.created", t - 30 * MINUTE_MS, ch, ticket_id=f"{ch}-ok")),
+        ("cx.tickets", event("ticket.agent_replied", t - 20 * MINUTE_MS, ch, ticket_id=f"{ch}-ok")),
+        ("cx.chats", event("chat.started", t - 3 * MINUTE_MS, ch, chat_id=f"{ch}-c1")),  # waiting
+    ]
+    run_sync(produce(bootstrap, records(events)))
+
+    def live() -> dict[str, Any]:
+        snaps = sla_worker.scores(channel=ch, window=WINDOW)
+        return snaps[0] if snaps else {}
+
+    sla_worker.wait_until(
+        lambda: live().get("live", {}).get("open_tickets") == 3 and live()["live"]["chats_waiting"] == 1,
+        60,
+        "the live queue in /api/v1/scores",
+    )
+    snap = live()
+    assert snap["live"]["breaching"] == {"first_response": 1, "resolution": 0}
+    assert snap["live"]["breach_soon"] == {"first_response": 1, "resolution": 0}
+
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{sla_worker.url}/wallboard?view=sla&window={WINDOW}&channels={ch}")
+    page.wait_for_selector(f'tr[data-channel="{ch}"] td[data-metric="breaching_fr"]', timeout=30_000)
+    cells = page.evaluate(SLA_PAGE)
+    snap = live()
+    assert cells["head"][:3] == ["Channel", "Breaching 1st resp.", "Breaching resol."]
+    assert cells["breaching_fr"] == {
+        "value": 1,
+        "state": "critical",
+    }  # beyond the rule at once (its `for` is 1 h)
+    assert cells["breaching_res"] == {"value": 0, "state": "ok"}
+    assert cells["breach_soon"]["value"] == 1
+    assert cells["waiting"]["value"] == 1
+    assert cells["oldest_chat"]["state"] == "warning"
+    assert abs(cells["oldest_chat"]["value"] - snap["live"]["oldest_waiting_chat_seconds"]) <= 3
+    assert abs(cells["oldest_ticket"]["value"] - snap["live"]["oldest_open_ticket_seconds"]) <= 3
+    # attainment over the hour: the answered ticket met its target; the late one's target
+    # passed an hour ago, before the window: 1 of 1
+    assert cells["sla_fr"]["value"] == snap["sla"]["first_response"]["value"] == 1.0
+    clipped = page.eval_on_selector_all(
+        "#rows td[data-metric]",
+        "tds => tds.filter(td => td.scrollWidth > td.clientWidth).map(td => td.dataset.metric)",
+    )
+    assert clipped == [], "figures that do not fit their cells"
+    page.screenshot(path=str(workdir / "wallboard-sla.png"))
+    assert errors == []
