@@ -48,27 +48,33 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ("First-contact resolution", "percentunit", [(f"cx_fcr_ratio{{{SEL}}}", "{{channel}}")], 0, 1),
             ("Resolved contacts", "short", [(f"cx_resolved_contacts{{{SEL}}}", "{{channel}}")], 0, None),
             (
-                "First response time (p50, p90; tickets and chats apart)",
+                "First response time (p50, p90; tickets and chats apart, calendar time)",
                 "s",
                 [
-                    (f'cx_first_response_seconds{{{SEL}, quantile="0.5"}}', "p50 {{channel}} {{kind}}"),
-                    (f'cx_first_response_seconds{{{SEL}, quantile="0.9"}}', "p90 {{channel}} {{kind}}"),
+                    (
+                        f'cx_first_response_seconds{{{SEL}, clock="calendar", quantile="0.5"}}',
+                        "p50 {{channel}} {{kind}}",
+                    ),
+                    (
+                        f'cx_first_response_seconds{{{SEL}, clock="calendar", quantile="0.9"}}',
+                        "p90 {{channel}} {{kind}}",
+                    ),
                 ],
                 0,
                 None,
             ),
             (
-                "Resolution time (p50, p90)",
+                "Resolution time (p50, p90; calendar time)",
                 "s",
                 [
-                    (f'cx_resolution_seconds{{{SEL}, quantile="0.5"}}', "p50 {{channel}}"),
-                    (f'cx_resolution_seconds{{{SEL}, quantile="0.9"}}', "p90 {{channel}}"),
+                    (f'cx_resolution_seconds{{{SEL}, clock="calendar", quantile="0.5"}}', "p50 {{channel}}"),
+                    (f'cx_resolution_seconds{{{SEL}, clock="calendar", quantile="0.9"}}', "p90 {{channel}}"),
                 ],
                 0,
                 None,
             ),
             (
-                "SLA attainment",
+                "SLA attainment (open tickets past their target count as breached)",
                 "percentunit",
                 [
                     (
@@ -79,6 +85,72 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 ],
                 0,
                 1,
+            ),
+        ],
+    ),
+    (
+        "SLA clock and live queue",
+        [
+            (
+                "Ticket first response p90: business hours vs calendar",
+                "s",
+                [
+                    (
+                        f'cx_first_response_seconds{{{SEL}, kind="ticket", quantile="0.9"}}',
+                        "{{clock}} {{channel}}",
+                    )
+                ],
+                0,
+                None,
+            ),
+            (
+                "Resolution p90: SLA clock (business hours, no pending) vs calendar",
+                "s",
+                [(f'cx_resolution_seconds{{{SEL}, quantile="0.9"}}', "{{clock}} {{channel}}")],
+                0,
+                None,
+            ),
+            (
+                "SLA attainment over answered / resolved tickets only",
+                "percentunit",
+                [(f"cx_sla_attainment_closed_ratio{{{SEL}}}", "{{target}} {{channel}} {{kind}}")],
+                0,
+                1,
+            ),
+            (
+                "Tickets breaching now",
+                "short",
+                [('cx_sla_breaching_tickets{channel=~"$channel"}', "{{target}} {{channel}}")],
+                0,
+                None,
+            ),
+            (
+                "Tickets breaching within 15 minutes",
+                "short",
+                [('cx_sla_breach_soon_tickets{channel=~"$channel"}', "{{target}} {{channel}}")],
+                0,
+                None,
+            ),
+            (
+                "Oldest open ticket",
+                "s",
+                [('cx_oldest_open_ticket_seconds{channel=~"$channel"}', "{{channel}}")],
+                0,
+                None,
+            ),
+            (
+                "Chats waiting now",
+                "short",
+                [('cx_chats_waiting{channel=~"$channel"}', "{{channel}}")],
+                0,
+                None,
+            ),
+            (
+                "Longest-waiting chat",
+                "s",
+                [('cx_oldest_waiting_chat_seconds{channel=~"$channel"}', "{{channel}}")],
+                0,
+                None,
             ),
         ],
     ),

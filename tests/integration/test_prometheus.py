@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.factories import now_ms, records, seed_mix
+from tests.factories import event, now_ms, records, seed_mix
 from tests.integration.harness import RUN, WorkerProcess, channel, free_port, metric_value, produce, run_sync
 
 pytestmark = pytest.mark.integration
@@ -123,9 +123,11 @@ def test_dashboard_queries_and_alert_rules_on_a_real_prometheus(
     worker: WorkerProcess, bootstrap: str, prometheus: Prometheus
 ) -> None:
     ch = channel("grafana")
-    run_sync(produce(bootstrap, records(seed_mix(ch, now_ms()))))
+    # the seed mix, and a chat still waiting (the live queue's "longest wait" panel)
+    waiting = ("cx.chats", event("chat.started", now_ms() - 30_000, ch, chat_id=f"{ch}-waiting"))
+    run_sync(produce(bootstrap, records([*seed_mix(ch, now_ms()), waiting])))
     worker.wait_until(
-        lambda: metric_value(worker.metrics(), "cx_contacts", channel=ch, window="15m", kind="chat") == 12,
+        lambda: metric_value(worker.metrics(), "cx_contacts", channel=ch, window="15m", kind="chat") == 13,
         60,
         "the seed events in /metrics",
     )

@@ -25,6 +25,12 @@ SPEC_METRICS = (
     "cx_sla_attainment_ratio",
     "cx_contacts",
     "cx_open_tickets",
+    "cx_sla_attainment_closed_ratio",
+    "cx_sla_breaching_tickets",
+    "cx_sla_breach_soon_tickets",
+    "cx_oldest_open_ticket_seconds",
+    "cx_chats_waiting",
+    "cx_oldest_waiting_chat_seconds",
     "cx_events_total",
     "cx_alert_firing",
 )
@@ -52,6 +58,8 @@ def test_every_spec_metric_has_a_panel() -> None:
     assert not set(SPEC_METRICS) - used
     for target in ("first_response", "resolution"):
         assert any(f'target="{target}"' in e for e in expressions())
+    for clock in ("calendar", "{{clock}}"):  # the business-hours values are on it too
+        assert any(clock in json.dumps(p) for p in json.loads(DASHBOARD.read_text())["panels"])
     for quantile in ("0.5", "0.9"):
         assert any(f'quantile="{quantile}"' in e for e in expressions())
 
