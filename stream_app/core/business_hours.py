@@ -314,18 +314,39 @@ def _local_open(calendar: Calendar, low: int, high: int) -> list[Interval]:
     return [(max(s, low), min(e, high)) for s, e in spans if e > low and s < high]
 
 
+#: Every UTC offset in the IANA data is within ±14 h.
+_MAX_OFFSET_MS = 15 * HOUR_MS
+
+
+@lru_cache(maxsize=16_384)
+def _utc_day(calendar: Calendar, day: int) -> tuple[Interval, ...]:
+    """Business time of the instants whose local date is `day`, as UTC intervals."""
+    low, high = day * DAY_MS, (day + 1) * DAY_MS
+    local = _local_open(calendar, low, high)
+    if not local:
+        return ()
+    spans = []
+    # local = utc + offset, so the instants of this local date lie within ±15 h of it
+    for seg_start, seg_end, offset in _segments(calendar.zone, low - _MAX_OFFSET_MS, high + _MAX_OFFSET_MS):
+        for s, e in local:
+            s, e = max(s - offset, seg_start), min(e - offset, seg_end)
+            if s < e:
+                spans.append((s, e))
+    return tuple(_merge(spans))
+
+
 def open_intervals(calendar: Calendar | None, start: int, end: int) -> list[Interval]:
     """Business time within [start, end) as sorted, disjoint UTC intervals (ms)."""
     if end <= start:
         return []
     if calendar is None:
         return [(start, end)]
-    zone = calendar.zone
-    pieces: list[Interval] = []
-    for seg_start, seg_end, offset in _segments(zone, start, end):
-        pieces.extend(
-            (s - offset, e - offset) for s, e in _local_open(calendar, seg_start + offset, seg_end + offset)
-        )
+    pieces = [
+        (max(s, start), min(e, end))
+        for day in range((start - _MAX_OFFSET_MS) // DAY_MS, (end + _MAX_OFFSET_MS) // DAY_MS + 1)
+        for s, e in _utc_day(calendar, day)
+        if e > start and s < end
+    ]
     return _merge(pieces)
 
 
@@ -343,8 +364,17 @@ def elapsed_ms(
     calendar: Calendar | None, start: int, end: int, pauses: Iterable[tuple[int, int | None]] = ()
 ) -> int:
     """Time the SLA clock ran between `start` and `end` (ms; 0 when end <= start)."""
-    if calendar is None and not pauses:
+    held = tuple(pauses)
+    if calendar is None and not held:
         return max(0, end - start)
+    return _elapsed(calendar, start, end, held)
+
+
+@lru_cache(maxsize=65_536)
+def _elapsed(
+    calendar: Calendar | None, start: int, end: int, pauses: tuple[tuple[int, int | None], ...]
+) -> int:
+    # cached: a ticket's facts are computed before and after each of its events
     return sum(e - s for s, e in running(calendar, start, end, pauses))
 
 
@@ -353,20 +383,27 @@ def deadline_ms(
 ) -> int | None:
     """The instant the clock started at `start` reaches `target_ms` (ms), or None when
     it never does (paused for good first, or no business hours within a long horizon)."""
-    pauses = list(pauses)
-    if calendar is None and not pauses:
+    held = tuple(pauses)
+    if calendar is None and not held:
         return start + target_ms
+    return _deadline(calendar, start, target_ms, held)
+
+
+@lru_cache(maxsize=65_536)
+def _deadline(
+    calendar: Calendar | None, start: int, target_ms: int, pauses: tuple[tuple[int, int | None], ...]
+) -> int | None:
     left = target_ms
-    chunk = 7 * DAY_MS if calendar is not None else max(target_ms, HOUR_MS) * 2
+    # Look a little ahead first (most deadlines are within a day or two), then further.
+    chunk = max(2 * target_ms, DAY_MS) if calendar is None else 2 * DAY_MS
     at = start
     while at < start + HORIZON_MS:
         for s, e in running(calendar, at, at + chunk, pauses):
             if e - s >= left:
                 return s + left
             left -= e - s
-        if left == 0:  # pragma: no cover - returned above
-            return at
         if any(e is None and s < at + chunk for s, e in pauses):
             return None  # paused from here on for good: the clock never gets there
         at += chunk
+        chunk = min(2 * chunk, 32 * DAY_MS)
     return None
