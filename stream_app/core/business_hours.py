@@ -407,3 +407,15 @@ def _deadline(
         at += chunk
         chunk = min(2 * chunk, 32 * DAY_MS)
     return None
+
+
+def next_open(calendar: Calendar | None, at_ms: int) -> int | None:
+    """The first instant at or after `at_ms` in business hours (None: none within the horizon)."""
+    if calendar is None:
+        return at_ms
+    chunk = 8 * DAY_MS
+    for start in range(at_ms, at_ms + HORIZON_MS, chunk):
+        spans = open_intervals(calendar, start, start + chunk)
+        if spans:
+            return spans[0][0]
+    return None

@@ -11,10 +11,9 @@ the multisets are rebuilt from the same (changelogged) facts.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from itertools import accumulate
 from typing import Any
 
 from stream_app.core.timeutil import MINUTE_MS
@@ -75,49 +74,58 @@ class LiveFigures:
 
 
 class LiveQueue:
-    """Multisets of times per live kind, with counts in time ranges."""
+    """Multisets of times per live kind, with counts in time ranges.
 
-    __slots__ = ("_index", "times")
+    Each kind keeps its distinct times in a sorted list, maintained as facts come
+    and go (a read after every partial costs a binary search, not a sort of the
+    backlog), and the rare times held by more than one ticket apart.
+    """
+
+    __slots__ = ("_keys", "_more", "times")
 
     def __init__(self) -> None:
         #: kind → time ms → how many open tickets / waiting chats have it.
         self.times: dict[str, dict[int, int]] = {}
-        #: kind → (sorted times, running totals): rebuilt after a change, on the next read.
-        self._index: dict[str, tuple[list[int], list[int]]] = {}
+        #: kind → its times with a non-zero count, sorted.
+        self._keys: dict[str, list[int]] = {}
+        #: kind → time → count − 1, for the times whose count is not 1.
+        self._more: dict[str, dict[int, int]] = {}
 
     def apply(self, kind: str, deltas: Mapping[int, int]) -> None:
         counts = self.times.setdefault(kind, {})
+        keys = self._keys.setdefault(kind, [])
+        more = self._more.setdefault(kind, {})
         for at_ms, amount in deltas.items():
-            merged = counts.get(at_ms, 0) + amount
-            if merged:
-                counts[at_ms] = merged
+            old = counts.get(at_ms, 0)
+            new = old + amount
+            if new:
+                counts[at_ms] = new
+                if not old:
+                    insort(keys, at_ms)
             else:
                 counts.pop(at_ms, None)
+                if old:
+                    del keys[bisect_left(keys, at_ms)]
+            if new in (0, 1):
+                more.pop(at_ms, None)
+            else:
+                more[at_ms] = new - 1
         if not counts:
-            del self.times[kind]
-        self._index.pop(kind, None)
-
-    def _sorted(self, kind: str) -> tuple[list[int], list[int]]:
-        found = self._index.get(kind)
-        if found is None:
-            counts = self.times.get(kind, {})
-            keys = sorted(counts)
-            found = self._index[kind] = (keys, list(accumulate(counts[k] for k in keys)))
-        return found
+            del self.times[kind], self._keys[kind], self._more[kind]
 
     def count(self, kind: str) -> int:
-        totals = self._sorted(kind)[1]
-        return totals[-1] if totals else 0
+        return len(self._keys.get(kind, ())) + sum(self._more.get(kind, {}).values())
 
     def count_between(self, kind: str, low: int, high: int) -> int:
         """How many times t with low <= t <= high."""
-        keys, totals = self._sorted(kind)
-        below = bisect_left(keys, low)
-        upto = bisect_right(keys, high)
-        return (totals[upto - 1] if upto else 0) - (totals[below - 1] if below else 0)
+        keys = self._keys.get(kind)
+        if not keys or low > high:
+            return 0
+        found = bisect_right(keys, high) - bisect_left(keys, low)
+        return found + sum(n for t, n in self._more[kind].items() if low <= t <= high)
 
     def earliest(self, kind: str) -> int | None:
-        keys = self._sorted(kind)[0]
+        keys = self._keys.get(kind)
         return keys[0] if keys else None
 
     def figures(self, now_ms: int) -> LiveFigures:

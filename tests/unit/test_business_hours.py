@@ -13,6 +13,7 @@ from stream_app.core.business_hours import (
     Calendar,
     deadline_ms,
     elapsed_ms,
+    next_open,
     open_intervals,
     parse_calendar,
     parse_schedules,
@@ -239,3 +240,11 @@ def test_schedules_assignment_and_errors() -> None:
     for document, named in bad:
         with pytest.raises(ValueError, match=named):
             parse_schedules(document, ["chat", "email"])
+
+
+def test_next_open() -> None:
+    friday_evening = ms("2026-11-27T18:30", "Europe/Berlin")
+    assert next_open(office(), friday_evening) == ms("2026-11-30T09:00", "Europe/Berlin")
+    inside = ms("2026-11-30T10:00", "Europe/Berlin")
+    assert next_open(office(), inside) == inside
+    assert next_open(None, inside) == inside

@@ -1,5 +1,10 @@
 """The demo's story, simulated on the pure core: the injected chat CSAT drop raises
-`csat_drop` on chat within 60 s and resolves after it ends; nothing else fires."""
+`csat_drop` on chat within 60 s and resolves after it ends; no other score rule fires.
+
+The live-queue rules (a chat waiting ten minutes, tickets past their target for half
+an hour) are about single customers, not scores: when one fires the condition holds
+(a customer really waits that long on the simulated floor), so they are not part of
+the "no false alert" claim."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pytest
 
 from stream_app import config
 from stream_app.core.intake import Intake, Schemas
+from stream_app.core.measures import METRICS
 from stream_app.core.replay import Replay
 from stream_app.core.timeutil import MINUTE_MS, parse_rfc3339_ms
 from stream_app.generator import PREHISTORY_MS, Drop, Generator
@@ -44,7 +50,8 @@ def simulate(seed: int, live_ms: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("seed", [7, 23])
 def test_demo_drop_fires_within_a_minute_and_resolves(seed: int) -> None:
     messages = simulate(seed, live_ms=16 * MINUTE_MS)
-    changes = [(m["rule"], m["channel"], m["state"], parse_rfc3339_ms(m["at"])) for m in messages]
+    scores = [m for m in messages if METRICS[m["metric"]].kind != "gauge"]
+    changes = [(m["rule"], m["channel"], m["state"], parse_rfc3339_ms(m["at"])) for m in scores]
     assert [c[:3] for c in changes] == [
         ("csat_drop", "chat", "firing"),
         ("csat_drop", "chat", "resolved"),
@@ -52,6 +59,6 @@ def test_demo_drop_fires_within_a_minute_and_resolves(seed: int) -> None:
     fired_at, resolved_at = changes[0][3], changes[1][3]
     assert DROP_START < fired_at <= DROP_START + 60_000
     assert resolved_at > DROP_END
-    firing = messages[0]
+    firing = scores[0]
     assert firing["value"] < firing["baseline"] - 0.10
     assert firing["summary"].startswith("CSAT on chat fell from")

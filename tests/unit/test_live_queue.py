@@ -1,0 +1,27 @@
+"""The live queue's multisets against a plain list of times."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_app.core.live_queue import LiveQueue
+
+TIMES = st.integers(0, 40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(TIMES, st.sampled_from([1, 1, 1, -1, 2])), max_size=60), TIMES, TIMES)
+def test_counts_equal_a_plain_multiset(changes: list[tuple[int, int]], low: int, high: int) -> None:
+    queue = LiveQueue()
+    held: list[int] = []
+    for at, amount in changes:
+        if amount < 0 and at not in held:  # retractions only of what was added, as the intake does
+            continue
+        queue.apply("open", {at: amount})
+        if amount > 0:
+            held.extend([at] * amount)
+        else:
+            held.remove(at)
+    assert queue.count("open") == len(held)
+    assert queue.count_between("open", low, high) == sum(1 for t in held if low <= t <= high)
+    assert queue.earliest("open") == (min(held) if held else None)
+    assert (queue.times == {}) == (not held)
