@@ -128,6 +128,9 @@ class CxService:
         self.applied: dict[str, int] = {}
         #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
         self.empty_live: dict[str, int] = {}
+        #: Channel → when a partial last carried only old events (the intake is working
+        #: through a backlog): its live-queue rules hold until it settles.
+        self.catching_up: dict[str, int] = {}
         self.last_evaluated: dict[str, int] = {}
         self.last_sent: dict[str, int] = {}
         self.heartbeat_channels = (*settings.channels, ALL)
@@ -391,6 +394,9 @@ class CxService:
                 continue
             channel = event.key.decode()
             received = ChannelPartial.from_json(orjson.loads(event.value))
+            now = now_ms()
+            if received.buckets and now - max(received.buckets) > CATCHING_UP_MS:
+                self.catching_up[channel] = now
             fresh = ChannelPartial()
             fresh.buckets = {
                 b: agg
@@ -558,7 +564,8 @@ class CxService:
         states = dict(stored)
         windows = self.scoreboard.views(channel)
         live = self.scoreboard.figures(channel)
-        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, live, states, now)
+        settled = now - self.catching_up.get(channel, -LIVE_SETTLE_MS) >= LIVE_SETTLE_MS
+        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, live, states, now, settled)
         if states != stored:
             self.alert_states[channel] = states
         for message in messages:
@@ -618,6 +625,12 @@ class CxService:
 #: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
 LIVE_PREFIX = "live|"
 LIVE_CHUNK_MS = 3_600_000
+#: A partial whose newest event-time bucket is older than this came from an intake
+#: working through old events (a backlog after a restart or an outage).
+CATCHING_UP_MS = 120_000
+#: Live-queue rules hold until no such partial came for this long: until then a chat
+#: whose agent's join is still in the backlog looks as if it had waited all along.
+LIVE_SETTLE_MS = 30_000
 #: How long an emptied live-queue record is kept before it is deleted: far longer
 #: than the partials consumer takes to commit (every second).
 EMPTY_LIVE_KEPT_MS = 3_600_000

@@ -165,12 +165,16 @@ def summary(rule: Rule, channel: str, transition: str, reading: Reading) -> str:
             return (
                 f"{label} on {channel} recovered: {value} over {rule.window} (baseline {base}, n={reading.n})"
             )
+        if spec.kind == "gauge":  # the live queue: now, not over a window
+            return f"{label} on {channel} is back to {value} now"
         return f"{label} on {channel} is back to {value} over {rule.window} (n={reading.n})"
     if rule.kind == "drop":
         verb = "fell" if rule.worse_is_lower else "rose"
         base = format_value(rule.metric, reading.baseline)
         return f"{label} on {channel} {verb} from {base} to {value} (n={reading.n})"
     limit = format_value(rule.metric, rule.threshold)
+    if spec.kind == "gauge":
+        return f"{label} on {channel} is {value} now, {rule.op} {limit}"
     return f"{label} on {channel} is {value} over {rule.window}, {rule.op} {limit} (n={reading.n})"
 
 
@@ -203,8 +207,13 @@ def evaluate(
     live: LiveFigures | None,
     states: dict[str, State],
     now_ms: int,
+    live_settled: bool = True,
 ) -> list[dict[str, Any]]:
     """Step every rule of one channel; `states` (key "rule/window") is updated in place.
+
+    `live_settled` False (the intake is working through old events for this channel)
+    holds the rules on live-queue gauges where they are: a chat whose agent's join
+    is still in the backlog would look as if it had waited all along.
 
     Returns the alert messages to publish, in rule order.
     """
@@ -213,7 +222,10 @@ def evaluate(
         if not rule.applies_to(channel):
             continue
         key = f"{rule.name}/{rule.window}"
-        reading = read(rule, windows, live)
+        if live_settled or METRICS[rule.metric].kind != "gauge":
+            reading = read(rule, windows, live)
+        else:
+            reading = Reading(UNKNOWN, None, None, 0)
         previous = states.get(key)
         state, transition = step(rule, previous, reading, now_ms)
         states[key] = state

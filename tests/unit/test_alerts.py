@@ -273,3 +273,23 @@ def test_a_users_rules_file_stays_strict_about_channels(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"STREAM_APP_RULES=.*unknown channel 'chta'"):
         config.load({"STREAM_APP_RULES": str(rules)})
+
+
+def test_live_queue_rules_hold_while_the_intake_catches_up() -> None:
+    r = parse_rule(
+        {"name": "wait", "kind": "threshold", "metric": "oldest_waiting_chat_age", "window": "15m",
+         "op": "above", "threshold": 600, "for": "0s", "hysteresis": 0},
+        CHANNELS, 60_000, 25 * 3_600_000,
+    )  # fmt: skip
+    waiting = LiveFigures(chats_waiting=1, oldest_waiting_chat_seconds=900.0)
+    windows = {"15m": Aggregate()}
+    states: dict[str, Any] = {}
+    # old events still coming in: the chat's agent may be in them; nothing fires
+    assert alerts.evaluate((r,), "chat", windows, waiting, states, 1_000, live_settled=False) == []
+    fired = alerts.evaluate((r,), "chat", windows, waiting, states, 2_000)
+    assert [m["state"] for m in fired] == ["firing"]
+    assert fired[0]["summary"] == "Wait of the oldest waiting chat on chat is 15.0 min now, above 10.0 min"
+    # a hold never resolves either
+    calm = LiveFigures()
+    assert alerts.evaluate((r,), "chat", windows, calm, states, 3_000, live_settled=False) == []
+    assert [m["state"] for m in alerts.evaluate((r,), "chat", windows, calm, states, 4_000)] == ["resolved"]
