@@ -199,9 +199,11 @@ DEMO_INTRADAY = tuple(max(v, 0.6) for v in INTRADAY)
 
 
 def _demo_schedules(workdir: Path, timezone: str, channels: Sequence[str]) -> Path:
-    """The demo's business hours: the email and portal desk works 07:00-22:00 every day
-    (so tickets created late in the evening show business time apart from calendar
-    time); live channels are 24/7."""
+    """The demo's business hours: the email and portal SLA clocks run 07:00-22:00 every
+    day (tickets open overnight show business time apart from calendar time); live
+    channels are 24/7. The simulated agents still answer around the clock: simulating
+    their shifts (`Generator(shifts=...)`) makes the demo's four days of history take
+    about a minute instead of ten seconds."""
     path = workdir / "schedules.yaml"
     path.write_text(
         "calendars:\n"

@@ -42,13 +42,15 @@ _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 _STEP_MS = DAY_MS  # offsets are checked at least this often (DST changes are months apart)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Calendar:
     """Weekly opening periods (local minutes since midnight, per weekday, Monday = 0)
     and holidays (local day number since 1970-01-01 → closed [from, to) minutes).
 
     A period (start, end) with end <= start runs overnight: [start, 24:00) of its
     day and [00:00, end) of the next. A holiday closes local time on its date only.
+    Compared and hashed by identity (one object per configured calendar): it keys
+    the arithmetic's caches, and hashing its fields on every lookup was measurable.
     """
 
     name: str
@@ -395,7 +397,7 @@ def _deadline(
 ) -> int | None:
     left = target_ms
     # Look a little ahead first (most deadlines are within a day or two), then further.
-    chunk = max(2 * target_ms, DAY_MS) if calendar is None else 2 * DAY_MS
+    chunk = max(2 * target_ms, DAY_MS) if calendar is None else max(4 * target_ms, DAY_MS // 2)
     at = start
     while at < start + HORIZON_MS:
         for s, e in running(calendar, at, at + chunk, pauses):
