@@ -56,7 +56,7 @@ from aiokafka import AIOKafkaProducer
 
 from stream_app.core import business_hours
 from stream_app.core.business_hours import Calendar
-from stream_app.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, format_ms
+from stream_app.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, format_ms_fast
 
 log = logging.getLogger("stream_app.generator")
 
@@ -301,7 +301,6 @@ class Generator:
         #: The curve integrated from local midnight to the start of each hour (ms).
         self._cumulative = [0.0, *itertools.accumulate(v * HOUR_MS for v in self.curve)]
         self._offsets: dict[int, int] = {}
-        self._days: dict[int, str] = {}
         self.ids = itertools.count(1)
         # Event ids must differ between runs (a broker keeps earlier runs' events, and a
         # repeated id is a duplicate); pass run_id for byte-identical output.
@@ -328,19 +327,8 @@ class Generator:
     def _id(self, kind: str) -> str:
         return f"{kind}-{self.prefix}-{next(self.ids)}"
 
-    def _stamp(self, at_ms: int) -> str:
-        """`format_ms(at_ms)`, without strftime for every event (the date once a day)."""
-        day, rest = divmod(at_ms, DAY_MS)
-        date = self._days.get(day)
-        if date is None:
-            date = self._days[day] = format_ms(day * DAY_MS)[:10]
-        seconds, millis = divmod(rest, 1000)
-        minutes, second = divmod(seconds, 60)
-        hour, minute = divmod(minutes, 60)
-        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
-
     def _emit(self, at_ms: int, topic: str, key: str, event: dict[str, Any]) -> None:
-        event["occurred_at"] = self._stamp(at_ms)
+        event["occurred_at"] = format_ms_fast(at_ms)
         event.setdefault("event_id", self._id("ev"))
         # orjson keeps a ~4 KB buffer behind every result: copy it, the queue may hold millions
         value = bytes(memoryview(orjson.dumps(event)))

@@ -44,6 +44,11 @@ def _durations(prefix: str, name: str, label: str) -> dict[str, MetricSpec]:
     }  # fmt: skip
 
 
+def _gauge(label: str, field: str, unit: str = "count") -> MetricSpec:
+    """A live-queue gauge (now, not windowed): reads `LiveFigures.<field>`."""
+    return MetricSpec(label, "gauge", False, unit, live=field)
+
+
 METRICS: dict[str, MetricSpec] = {
     "csat": MetricSpec("CSAT", "ratio", True, "ratio", hits="csat_ok", n="csat_n"),
     "nps": MetricSpec("NPS", "nps", True, "points", n="nps_n"),
@@ -108,37 +113,23 @@ METRICS: dict[str, MetricSpec] = {
     "volume_tickets": MetricSpec("tickets created", "count", True, "count", n="tickets"),
     "volume_chats": MetricSpec("chats started", "count", True, "count", n="chats"),
     "volume_surveys": MetricSpec("survey responses", "count", True, "count", n="surveys"),
-    "open_tickets": MetricSpec("open tickets", "gauge", False, "count", live="open_tickets"),
-    "breaching_first_response": MetricSpec(
-        "open tickets past their first-response target",
-        "gauge",
-        False,
-        "count",
-        live="breaching_first_response",
+    "open_tickets": _gauge("open tickets", "open_tickets"),
+    "breaching_first_response": _gauge(
+        "open tickets past their first-response target", "breaching_first_response"
     ),
-    "breaching_resolution": MetricSpec(
-        "open tickets past their resolution target", "gauge", False, "count", live="breaching_resolution"
+    "breaching_resolution": _gauge("open tickets past their resolution target", "breaching_resolution"),
+    "breach_soon_first_response": _gauge(
+        "open tickets breaching their first-response target within 15 minutes", "breach_soon_first_response"
     ),
-    "breach_soon_first_response": MetricSpec(
-        "open tickets breaching their first-response target within 15 minutes",
-        "gauge",
-        False,
-        "count",
-        live="breach_soon_first_response",
+    "breach_soon_resolution": _gauge(
+        "open tickets breaching their resolution target within 15 minutes", "breach_soon_resolution"
     ),
-    "breach_soon_resolution": MetricSpec(
-        "open tickets breaching their resolution target within 15 minutes",
-        "gauge",
-        False,
-        "count",
-        live="breach_soon_resolution",
+    "oldest_open_ticket_age": _gauge(
+        "age of the oldest open ticket", "oldest_open_ticket_seconds", "seconds"
     ),
-    "oldest_open_ticket_age": MetricSpec(
-        "age of the oldest open ticket", "gauge", False, "seconds", live="oldest_open_ticket_seconds"
-    ),
-    "chats_waiting": MetricSpec("chats waiting", "gauge", False, "count", live="chats_waiting"),
-    "oldest_waiting_chat_age": MetricSpec(
-        "wait of the oldest waiting chat", "gauge", False, "seconds", live="oldest_waiting_chat_seconds"
+    "chats_waiting": _gauge("chats waiting", "chats_waiting"),
+    "oldest_waiting_chat_age": _gauge(
+        "wait of the oldest waiting chat", "oldest_waiting_chat_seconds", "seconds"
     ),
 }
 

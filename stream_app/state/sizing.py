@@ -39,7 +39,7 @@ from stream_app.config import Settings
 from stream_app.core import lifecycle
 from stream_app.core.lifecycle import State
 from stream_app.core.store import Batch, Change, Deadline, StateStore
-from stream_app.core.timeutil import DAY_MS, MINUTE_MS, format_ms
+from stream_app.core.timeutil import DAY_MS, MINUTE_MS, format_ms_fast
 from stream_app.state import open_stores, state_dir
 
 Event = dict[str, Any]
@@ -89,24 +89,12 @@ class Events:
 
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
-        self.days: dict[int, str] = {}
-
-    def occurred_at(self, at_ms: int) -> str:
-        """`format_ms(at_ms)`, without a datetime per event."""
-        day, ms = divmod(at_ms, DAY_MS)
-        date = self.days.get(day)
-        if date is None:
-            date = self.days[day] = format_ms(day * DAY_MS)[:11]
-        seconds, ms = divmod(ms, 1000)
-        minutes, seconds = divmod(seconds, 60)
-        hours, minutes = divmod(minutes, 60)
-        return f"{date}{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}Z"
 
     def event(self, event_type: str, at_ms: int, channel: str, **fields: Any) -> Event:
         return {
             "event_id": f"{self.random.getrandbits(128):032x}",
             "event_type": event_type,
-            "occurred_at": self.occurred_at(at_ms),
+            "occurred_at": format_ms_fast(at_ms),
             "channel": channel,
             **fields,
         }

@@ -56,28 +56,13 @@ def test_restart_recovers_scores_and_ticket_state(start_worker: Any, bootstrap: 
             ],
         )
     )
+    p50 = {"channel": ch, "window": "15m", "kind": "ticket", "clock": "calendar", "quantile": "0.5"}
     restarted.wait_until(
-        lambda: metric_value(
-            restarted.metrics(),
-            "cx_first_response_seconds",
-            channel=ch,
-            window="15m",
-            kind="ticket",
-            clock="calendar",
-            quantile="0.5",
-        ),
+        lambda: metric_value(restarted.metrics(), "cx_first_response_seconds", **p50),
         60,
         "first response after restart",
     )
     samples = restarted.metrics()
-    assert metric_value(
-        samples,
-        "cx_first_response_seconds",
-        channel=ch,
-        window="15m",
-        kind="ticket",
-        clock="calendar",
-        quantile="0.5",
-    ) == (pytest.approx(300, rel=0.01))
+    assert metric_value(samples, "cx_first_response_seconds", **p50) == pytest.approx(300, rel=0.01)
     assert metric_value(samples, "cx_csat_responses", channel=ch, window="15m") == 2
     restarted.stop()
