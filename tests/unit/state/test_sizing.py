@@ -14,9 +14,3 @@ def test_sizing_reports_every_figure(store: str, capsys: pytest.CaptureFixture[s
     assert "150 (30 tickets, 120 chats)" in out
     for name in ("bytes per chat", "RSS peak", "load time", "random get", "due() sweep", "restore"):
         assert name in out
-
-
-def test_occurred_at_matches_format_ms() -> None:
-    events = sizing.Events(1)
-    for at_ms in (0, 1_700_000_123_456, 1_700_086_399_999):
-        assert events.occurred_at(at_ms) == sizing.format_ms(at_ms)
