@@ -57,6 +57,8 @@ TEST_CHANNELS = [
         "webhook",
         "breach",
         "wb_sla",
+        "business",
+        "business_daily",
     )
 ]
 
