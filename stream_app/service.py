@@ -578,7 +578,10 @@ class CxService:
             )
             self.instruments.alerts.labels(message["rule"], message["severity"], message["state"]).inc()
             log.warning("alert %s: %s", message["state"], message["summary"])
+        configured = {f"{r.name}/{r.window}" for r in self.settings.alert_rules}
         for rule_window, state in states.items():
+            if rule_window not in configured:  # a rule since removed from the rules file
+                continue
             rule, _, window = rule_window.partition("/")
             firing = state["s"] in ("firing", "clearing")
             self.instruments.alert_firing.labels(rule, channel, window).set(1 if firing else 0)

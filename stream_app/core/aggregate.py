@@ -37,6 +37,8 @@ LIVE_KINDS = frozenset({"open", "first_response_due", "resolution_due", "chat_wa
 #:   csat | nps | ces                                   value=score, flag=scale
 #:   first_response (ticket) | chat_first_response | resolution   value=calendar ms,
 #:                                                      flag=1 if within SLA (judged on the SLA clock)
+#:   first_response_missed                              a ticket closed unanswered after its
+#:                                                      first-response target (time = the target)
 #:   first_response_business | resolution_business      value=ms on the SLA clock (business
 #:                                                      hours; resolution without pending time)
 #:   chat_wait                                          value=ms
@@ -90,6 +92,8 @@ class Aggregate:
             self._duration(durations, value, sign)
             self._bump(f"{sla}_n", sign)
             self._bump(f"{sla}_ok", sign * flag)
+        elif kind == "first_response_missed":  # closed unanswered after its target
+            self._bump("slafr_n", sign)
         elif kind == "first_response_business":
             self._duration("frtb", value, sign)
         elif kind == "resolution_business":

@@ -160,6 +160,8 @@ def parse_calendar(name: str, raw: Any) -> Calendar:
             raise ValueError(f"{key}: expected a list of periods HH:MM-HH:MM")
         for day in _days(str(days), key):
             weekly[day].extend(_period(p, key) for p in periods)
+    if not any(weekly):
+        raise ValueError(f"{where}.hours: no opening hours at all (every SLA on it would be met)")
     holidays: list[tuple[int, int, int]] = []
     for i, item in enumerate(raw.get("holidays") or []):
         key = f"{where}.holidays[{i}]"

@@ -191,6 +191,12 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
             ok = business <= rules.sla.target_ms("first_response", channel, priority)
             facts.append((channel, replies[0], "first_response", max(0, replies[0] - t0), int(ok)))
             facts.append((channel, replies[0], "first_response_business", business, 0))
+        elif resolved:
+            # Closed with no reply after its first-response target passed: the target
+            # was missed (when it passed), and closing the ticket does not undo that.
+            due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority))
+            if due is not None and due <= resolved[0]:
+                facts.append((channel, due, "first_response_missed", 0, 0))
         if resolved:
             first_resolved = resolved[0]
             business = elapsed_ms(calendar, t0, first_resolved, pauses(state))

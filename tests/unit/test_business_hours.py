@@ -95,6 +95,8 @@ def calendars(draw: st.DrawFn) -> Calendar:
             if not cuts or cuts[-1] < start:
                 periods.append(f"{start // 4:02d}:{start % 4 * 15:02d}-{end // 4:02d}:{end % 4 * 15:02d}")
         hours[day] = periods
+    if not any(hours.values()):  # a calendar must open sometime (an empty one is refused)
+        hours["mon"] = ["09:00-10:00"]
     first_day = date(2026, 1, 1)
     holidays: list[object] = []
     for offset in draw(st.lists(st.integers(0, 365), max_size=6)):
@@ -236,6 +238,7 @@ def test_schedules_assignment_and_errors() -> None:
         ({**doc, "assign": {"default": "home"}}, "home"),
         ({**doc, "assign": {"channels": {"fax": "office"}}}, "fax"),
         ({"calendars": {"x": {"hours": {"mon": "09:00-10:00"}, "holidays": ["someday"]}}}, "someday"),
+        ({"calendars": {"x": {"hours": {"daily": []}}}}, "no opening hours"),
     ]
     for document, named in bad:
         with pytest.raises(ValueError, match=named):

@@ -161,3 +161,28 @@ def _chat(kind: str, at: int, cid: str) -> bytes:
     from tests.factories import encode
 
     return encode(event(kind, at, "chat", chat_id=cid))
+
+
+def test_a_ticket_closed_unanswered_after_its_target_stays_a_missed_first_response() -> None:
+    # Created 08:00, 2 h first-response target (it_services, 24/7), never answered,
+    # resolved at 11:00: the target was missed at 10:00, and closing it keeps it missed.
+    t0 = berlin("2026-11-30T08:00")
+    now = t0 + 3 * HOUR_MS
+    replay = replay_of(LifecycleRules(), now)
+    tk(replay, "ticket.created", t0, now)
+    assert snap(replay, now)["sla"]["first_response"]["n"] == 1  # open and past its target
+    tk(replay, "ticket.resolved", now, now)
+    after = snap(replay, now)
+    assert after["sla"]["first_response"] == {
+        "value": 0.0,
+        "n": 1,
+        "ci95": after["sla"]["first_response"]["ci95"],
+    }
+    assert after["sla_closed"]["first_response"]["n"] == 1
+    assert after["live"]["breaching"]["first_response"] == 0
+    assert after["first_response_seconds"]["n"] == 0  # no reply: no first-response time
+    # Closed before its target with no reply: neither met nor missed.
+    quick = replay_of(LifecycleRules(), now)
+    tk(quick, "ticket.created", t0, now, tid="t2")
+    tk(quick, "ticket.resolved", t0 + HOUR_MS, now, tid="t2")
+    assert snap(quick, now)["sla"]["first_response"]["n"] == 0
