@@ -435,7 +435,8 @@ class CxService:
 
     def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
         """Write the live-queue chunks a partial changed to the scores table: one
-        record per (kind, hour of the times), so a change rewrites one hour's times.
+        record per (kind, minute of the times), so a change rewrites one minute's times
+        (an hour of a busy backlog is thousands of tickets: too much to rewrite per partial).
 
         A chunk that became empty keeps its record (with the offset that emptied it)
         for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
@@ -445,10 +446,9 @@ class CxService:
         now = now_ms()
         for kind, deltas in fresh.live.items():
             touched = {t - t % LIVE_CHUNK_MS for t in deltas}
-            current = dict(queue.chunks(kind, LIVE_CHUNK_MS)) if queue is not None else {}
             for chunk in touched:
                 key = live_key(channel, kind, chunk)
-                times = current.get(chunk) or {}
+                times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
                 self.scores[key] = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
                 self.applied[key] = offset
                 if times:
@@ -625,9 +625,9 @@ class CxService:
             await consumer.stop()
 
 
-#: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
+#: Scores-table keys of the live queue: "<channel>|live|<kind>|<minute>".
 LIVE_PREFIX = "live|"
-LIVE_CHUNK_MS = 3_600_000
+LIVE_CHUNK_MS = 60_000
 #: A partial whose newest event-time bucket is older than this came from an intake
 #: working through old events (a backlog after a restart or an outage).
 CATCHING_UP_MS = 120_000
@@ -640,7 +640,7 @@ EMPTY_LIVE_KEPT_MS = 3_600_000
 
 
 def live_key(channel: str, kind: str, at_ms: int) -> str:
-    """The scores-table key holding the live-queue times of `kind` in the hour of `at_ms`."""
+    """The scores-table key holding the live-queue times of `kind` in the minute of `at_ms`."""
     return f"{channel}|{LIVE_PREFIX}{kind}|{at_ms - at_ms % LIVE_CHUNK_MS}"
 
 

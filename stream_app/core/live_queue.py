@@ -12,7 +12,7 @@ the multisets are rebuilt from the same (changelogged) facts.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -144,12 +144,14 @@ class LiveQueue:
             breach_soon_resolution=self.count_between("resolution_due", now_ms + 1, now_ms + SOON_MS),
         )
 
-    def chunks(self, kind: str, chunk_ms: int) -> Iterator[tuple[int, dict[int, int]]]:
-        """The multiset of one kind cut by time into chunks (for storage)."""
-        found: dict[int, dict[int, int]] = {}
-        for at_ms, amount in self.times.get(kind, {}).items():
-            found.setdefault(at_ms - at_ms % chunk_ms, {})[at_ms] = amount
-        yield from found.items()
+    def between(self, kind: str, low: int, high: int) -> dict[int, int]:
+        """The times of one kind in [low, high) with their counts (for storage: one
+        record per chunk of time), found by binary search, not a scan of the backlog."""
+        keys = self._keys.get(kind)
+        if not keys:
+            return {}
+        counts = self.times[kind]
+        return {t: counts[t] for t in keys[bisect_left(keys, low) : bisect_left(keys, high)]}
 
     def is_empty(self) -> bool:
         return not self.times

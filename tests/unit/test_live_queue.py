@@ -25,3 +25,6 @@ def test_counts_equal_a_plain_multiset(changes: list[tuple[int, int]], low: int,
     assert queue.count_between("open", low, high) == sum(1 for t in held if low <= t <= high)
     assert queue.earliest("open") == (min(held) if held else None)
     assert (queue.times == {}) == (not held)
+    assert queue.between("open", low, high) == {
+        t: held.count(t) for t in sorted(set(held)) if low <= t < high
+    }
