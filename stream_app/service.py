@@ -435,8 +435,9 @@ class CxService:
 
     def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
         """Write the live-queue chunks a partial changed to the scores table: one
-        record per (kind, minute of the times), so a change rewrites one minute's times
-        (an hour of a busy backlog is thousands of tickets: too much to rewrite per partial).
+        record per (kind, hour of the times), found by binary search. Per-minute records
+        made far more changelog records (the embedded broker writes one per batch), and
+        the crash test on it could no longer catch up in time.
 
         A chunk that became empty keeps its record (with the offset that emptied it)
         for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
@@ -625,9 +626,9 @@ class CxService:
             await consumer.stop()
 
 
-#: Scores-table keys of the live queue: "<channel>|live|<kind>|<minute>".
+#: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
 LIVE_PREFIX = "live|"
-LIVE_CHUNK_MS = 60_000
+LIVE_CHUNK_MS = 3_600_000
 #: A partial whose newest event-time bucket is older than this came from an intake
 #: working through old events (a backlog after a restart or an outage).
 CATCHING_UP_MS = 120_000
@@ -640,7 +641,7 @@ EMPTY_LIVE_KEPT_MS = 3_600_000
 
 
 def live_key(channel: str, kind: str, at_ms: int) -> str:
-    """The scores-table key holding the live-queue times of `kind` in the minute of `at_ms`."""
+    """The scores-table key holding the live-queue times of `kind` in the hour of `at_ms`."""
     return f"{channel}|{LIVE_PREFIX}{kind}|{at_ms - at_ms % LIVE_CHUNK_MS}"
 
 
