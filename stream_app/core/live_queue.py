@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from stream_app.core.timeutil import MINUTE_MS
 
 #: "About to breach": due within this much wall-clock time.
 SOON_MS = 15 * MINUTE_MS
-#: (target name, its due-time kind) for the breach figures.
-TARGETS = (("first_response", "first_response_due"), ("resolution", "resolution_due"))
 
 
 @dataclass(frozen=True)
@@ -53,9 +51,6 @@ class LiveFigures:
                 "resolution": self.breach_soon_resolution,
             },
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> LiveFigures:
@@ -152,6 +147,3 @@ class LiveQueue:
             return {}
         counts = self.times[kind]
         return {t: counts[t] for t in keys[bisect_left(keys, low) : bisect_left(keys, high)]}
-
-    def is_empty(self) -> bool:
-        return not self.times
