@@ -142,7 +142,7 @@ class Checkpointer:
         for partition in partitions:
             producer = self.producers.pop(partition, None)
             if producer is not None:
-                await producer.stop()
+                await _stop(producer)
 
     async def close(self) -> None:
         await self.revoke(set(self.producers))
@@ -197,7 +197,13 @@ class Checkpointer:
                 await producer.send_offsets_to_transaction(part.offsets, group)
             await producer.commit_transaction()
         except BaseException:
-            await asyncio.shield(_abort(producer))
+            if not await asyncio.shield(_abort(producer)):
+                # Fenced (another worker owns the partition now) or stuck: this
+                # producer can commit nothing more. The partition gets a new one if
+                # it is assigned here again.
+                if self.producers.get(partition) is producer:
+                    del self.producers[partition]
+                await asyncio.shield(_stop(producer))
             raise
 
     async def _send(
@@ -289,8 +295,35 @@ def origin_of(topic: str, message: Any) -> tuple[bytes | None, list[tuple[str, b
     return message.key, headers
 
 
-async def _abort(producer: AIOKafkaProducer) -> None:
+#: How long an abort or a producer's stop may take before the producer is given up.
+GIVE_UP_S = 10.0
+
+
+async def _abort(producer: AIOKafkaProducer) -> bool:
+    """Abort the producer's open transaction; False when the producer cannot be
+    used again: fenced by the partition's new owner (its transaction state is
+    fatal: aiokafka refuses even an abort, with an AssertionError) or no answer.
+    Either way nothing of the batch was committed: the next owner's initialisation
+    aborts the open transaction."""
+    if _fenced(producer):
+        log.warning("intake: producer fenced by the partition's new owner; its batch is dropped")
+        return False
     try:
-        await producer.abort_transaction()
-    except KafkaError as exc:  # fenced or gone: the next owner's initialisation aborts it
-        log.warning("intake: abort failed: %s", exc)
+        await asyncio.wait_for(producer.abort_transaction(), GIVE_UP_S)
+    except (KafkaError, TimeoutError, AssertionError) as exc:
+        log.warning("intake: abort failed: %s: %s", type(exc).__name__, exc)
+        return False
+    return not _fenced(producer)
+
+
+def _fenced(producer: AIOKafkaProducer) -> bool:
+    manager = getattr(producer, "_txn_manager", None)  # aiokafka keeps the state here
+    return manager is not None and bool(manager.is_fatal_error())
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    """Stop a producer; one that does not stop in time is left to the collector."""
+    try:
+        await asyncio.wait_for(producer.stop(), GIVE_UP_S)
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("intake: a producer did not stop cleanly: %s: %s", type(exc).__name__, exc)

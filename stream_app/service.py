@@ -41,6 +41,7 @@ from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
+from stream_app.merge_tables import MEMORY, forget_all, replayed_table
 from stream_app.metrics import Instruments
 from stream_app.topics import ALERTS_TOPIC, METRICS_TOPIC, partitions_of
 from stream_app.wallboard import (
@@ -155,7 +156,7 @@ class CxService:
             s.app_id,
             broker=s.broker_urls,
             broker_credentials=s.faust_credentials(),
-            store=s.store,
+            store=MEMORY,  # the merge stage's tables: see stream_app/merge_tables.py
             datadir=s.data_dir,
             web_port=s.web_port,
             web_bind=s.web_host,
@@ -186,17 +187,13 @@ class CxService:
         def raw_topic(name: str, **extra: Any) -> Any:
             return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=parts, **extra)
 
-        def table(name: str) -> Any:
-            schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
-            return app.Table(name, default=None, partitions=parts, schema=schema)
-
         self.partials_topic = raw_topic(partials_topic(s.app_id), internal=True)
         self.metrics_topic = raw_topic(METRICS_TOPIC, config={"cleanup.policy": "compact"})
         self.alerts_topic = raw_topic(ALERTS_TOPIC)
-        self.scores = table("scores")
+        self.scores = replayed_table(app, "scores", parts)
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
-        self.alert_states = table("alert-state")
+        self.alert_states = replayed_table(app, "alert-state", parts)
         self.scores.on_recover(self._rebuild_scoreboard)
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -502,6 +499,7 @@ class CxService:
         log.info("scoreboard rebuilt: channels=%s", board.owned())
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
+        forget_all(self.app, (self.scores, self.alert_states))
         # Until recovery tells us what we own again, report nothing rather than stale figures.
         self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         self.applied = {}

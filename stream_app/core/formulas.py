@@ -43,13 +43,16 @@ def ces_agrees(score: int, scale: int) -> bool:
 
 
 def ratio(hits: int, n: int) -> float | None:
-    """A share, or None when there is nothing to share (never a fake 0)."""
-    return hits / n if n > 0 else None
+    """A share, or None when there is nothing to share (never a fake 0) or the
+    counts cannot be one (hits < 0 or hits > n: inconsistent state, never a
+    figure outside 0–1, and never a crash)."""
+    return hits / n if 0 <= hits <= n and n > 0 else None
 
 
 def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval: honest at small n and at 0%/100%, unlike Wald."""
-    if n <= 0:
+    """Wilson score interval: honest at small n and at 0%/100%, unlike Wald.
+    None when n is 0 or the counts cannot be a share (see `ratio`)."""
+    if n <= 0 or not 0 <= hits <= n:
         return None
     p = hits / n
     z2 = z * z

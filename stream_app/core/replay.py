@@ -57,7 +57,7 @@ class Replay:
     def snapshots(self, now_ms: int) -> list[dict[str, Any]]:
         self.flush()
         self.scoreboard.advance(now_ms)
-        return self.scoreboard.snapshots()
+        return self.scoreboard.snapshots(exact=True)  # as of `now_ms`, never a cached second
 
     def alerts(self, now_ms: int) -> list[dict[str, Any]]:
         """Evaluate every rule on every channel at `now_ms`; returns the state changes."""

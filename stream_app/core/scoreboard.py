@@ -196,11 +196,12 @@ class Scoreboard:
         windows = self.channel(channel).windows
         return {name: agg.with_counts(self.open_breaches(channel, name)) for name, agg in windows.items()}
 
-    def snapshots(self) -> list[dict[str, Any]]:
+    def snapshots(self, exact: bool = False) -> list[dict[str, Any]]:
         """Every owned channel × reported window; rebuilt when something changed, and
-        at least once a second so `as_of` (and the live queue's ages) move on."""
-        key = (self.version, self.now_ms // 1000)
-        if self._snapshots is None or self._snapshots[0] != key:
+        at least once a second so `as_of` (and the live queue's ages) move on. With
+        `exact`, built at `now_ms` itself (a reference compared at a given `as_of`)."""
+        key = (self.version, self.now_ms if exact else self.now_ms // 1000)
+        if exact or self._snapshots is None or self._snapshots[0] != key:
             self._snapshots = (key, self._build_snapshots())
         return self._snapshots[1]
 

@@ -166,11 +166,23 @@ def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
                 found[(snap["channel"], snap["window"])] = snap
     lost = double = 0
     differing = []
+    references: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
     timed = sorted((snapshot_time_ms(snap) or 0, key, snap) for key, snap in found.items())
     for as_of, (channel, window), snap in timed:  # the reference only moves forward in time
-        expected = _reference(stream, as_of)[(channel, window)]
+        if as_of not in references:
+            references[as_of] = _reference(stream, as_of)
+        expected = references[as_of][(channel, window)]
         if _without_as_of(snap) != _without_as_of(expected):
-            differing.append(f"{channel}/{window}")
+            if not differing:  # the first one in detail: which figures, got vs want
+                fields = sorted(
+                    k
+                    for k in snap.keys() | expected.keys()
+                    if k != "as_of" and snap.get(k) != expected.get(k)
+                )
+                detail = "; ".join(f"{k}: got {snap.get(k)!r} want {expected.get(k)!r}" for k in fields)
+                differing.append(f"{channel}/{window} ({detail[:1500]})")
+            else:
+                differing.append(f"{channel}/{window}")
         for path in COUNT_PATHS:
             got, want = _at(snap, path), _at(expected, path)
             lost += max(0, want - got)

@@ -216,9 +216,13 @@ async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes |
         await producer.stop()
 
 
-async def consume_all(bootstrap: str, topic: str, timeout: float = 5.0) -> list[Any]:
+async def consume_all(
+    bootstrap: str, topic: str, timeout: float = 5.0, isolation_level: str = "read_uncommitted"
+) -> list[Any]:
     """Every record currently in `topic` (no consumer group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level
+    )
     await consumer.start()
     try:
         tps = await partitions_of(consumer, topic)

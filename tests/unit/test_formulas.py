@@ -76,3 +76,12 @@ def test_nps_interval_known_value() -> None:
     # variance of a ±100 variable: 100²·(0.77 − 0.23²) → half width 1.96·sqrt(7171/100)
     half = f.Z95 * math.sqrt(10000 * (0.77 - 0.23**2) / 100)
     assert (low, high) == pytest.approx((23 - half, 23 + half))
+
+
+@pytest.mark.parametrize(("hits", "n"), [(-1, 5), (6, 5), (-3, 0)])
+def test_counts_that_cannot_be_a_share_give_no_figure_and_no_crash(hits: int, n: int) -> None:
+    # Seen in CI: a contained count above the ended count (state a frozen worker
+    # had left behind) made the Wilson interval take a negative square root and
+    # crashed the worker's snapshot timer.
+    assert f.ratio(hits, n) is None
+    assert f.wilson_interval(hits, n) is None
