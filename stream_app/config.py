@@ -20,6 +20,7 @@ import yaml
 
 from stream_app.core.business_hours import Schedules, parse_schedules
 from stream_app.core.lifecycle import LifecycleRules
+from stream_app.core.queues import OTHER, Queues
 from stream_app.core.rules import Rule, RuleError, load_rules
 from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
 from stream_app.core.timeutil import parse_duration_ms
@@ -46,6 +47,8 @@ class Settings:
     store: str = "memory://"
     timezone: str = "UTC"
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    #: Queues reported as a dimension (SPEC §4); empty: off. Others are `other`.
+    queues: tuple[str, ...] = ()
     windows: tuple[str, ...] = ("15m", "1h", "24h", TODAY)
     partitions: int = 4
     rules: str | None = None
@@ -111,6 +114,10 @@ class Settings:
     def _timeline(self, names: list[str] | tuple[str, ...]) -> Timeline:
         specs = tuple(WindowSpec.parse(w, self.bucket_ms) for w in dict.fromkeys(names))
         return Timeline(specs, self.bucket_ms, self.grace_ms, self.future_ms, self.timezone)
+
+    @property
+    def queue_set(self) -> Queues:
+        return Queues(frozenset(self.queues))
 
     def lifecycle_rules(self) -> LifecycleRules:
         return LifecycleRules(
@@ -229,6 +236,21 @@ def _channels(raw: str) -> tuple[str, ...]:
     return names
 
 
+#: At most this many queues (plus `other`): every queue is a set of series.
+MAX_QUEUES = 50
+_QUEUE = re.compile(r"^[^\x00-\x1f,|:\x7f]{1,64}$")
+
+
+def _queues(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    bad = [n for n in names if not _QUEUE.match(n) or n == OTHER]
+    if bad:
+        raise ValueError(f"bad queue names {bad}")
+    if len(names) > MAX_QUEUES:
+        raise ValueError(f"{len(names)} queues")
+    return names
+
+
 def _windows(bucket_ms: int) -> Callable[[str], tuple[str, ...]]:
     def parse(raw: str) -> tuple[str, ...]:
         names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
@@ -344,6 +366,12 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "store": ("STORE", _store, "memory:// or rocksdb://"),
         "timezone": ("TIMEZONE", _timezone, "an IANA zone such as UTC or Asia/Tokyo"),
         "channels": ("CHANNELS", _channels, "comma-separated lowercase names, not 'all'"),
+        "queues": (
+            "QUEUES",
+            _queues,
+            f"comma-separated queue names (at most {MAX_QUEUES}, up to 64 characters, no ':' or '|', not"
+            f" '{OTHER}')",
+        ),
         "windows": ("WINDOWS", _windows(bucket_ms), "comma-separated durations (15m,1h,24h) or today"),
         "partitions": ("PARTITIONS", _int_range(1, 1024), "an integer 1-1024"),
         "rules": ("RULES", _rules_path, "path to an existing rules file"),
@@ -389,6 +417,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
             settings.channels,
             settings.bucket_ms,
             settings.reported_timeline().retention_ms,
+            settings.queues,
         )
     except RuleError as exc:
         where = settings.rules or "the default rules"

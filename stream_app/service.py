@@ -104,6 +104,7 @@ class CxService:
             self.timeline,
             settings.lifecycle_rules(),
             settings.open_state_ttl_ms,
+            settings.queue_set,
         )
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         #: (channel, window) → (snapshot from cx.metrics, its `as_of` in ms, parsed once).

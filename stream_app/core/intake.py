@@ -21,6 +21,7 @@ from stream_app.core import lifecycle
 from stream_app.core.aggregate import LIVE_KINDS, Fact, fact_delta
 from stream_app.core.formulas import SCALES, score_range
 from stream_app.core.lifecycle import Keep, LifecycleRules, State
+from stream_app.core.queues import Queues, copied, copied_delta
 from stream_app.core.timeutil import DAY_MS, parse_rfc3339_ms
 from stream_app.core.windows import Timeline
 
@@ -124,7 +125,9 @@ class Intake:
         timeline: Timeline,
         rules: LifecycleRules,
         open_ttl_ms: int = 30 * DAY_MS,
+        queues: Queues | None = None,
     ) -> None:
+        self.queues = queues or Queues()
         self.schemas = schemas
         self.channels = channels
         self.timeline = timeline
@@ -176,25 +179,46 @@ class Intake:
         _, kind, _ = INPUTS[topic]
         event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
         state = store.get(key) or {}
+        queue_before = lifecycle.queue_of(kind, state)
         if kind == "survey":
             survey = event["survey"]
             scale = int(event.get("scale") or SCALES[survey][0])
             before = lifecycle.survey_facts(state)
             if not lifecycle.apply_survey_version(state, lifecycle.survey_version(event, at_ms, scale)):
                 return DUPLICATE
-            store[key] = state
-            return Accepted(self._held(fact_delta(before, lifecycle.survey_facts(state)), now_ms))
-        facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
-        live = lifecycle.ticket_live if kind == "ticket" else lifecycle.chat_live
-        fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
-        before = [*facts(state, self.rules), *lifecycle.emitted_live(state)] if state else []
-        if not fold(state, event, at_ms):
-            return DUPLICATE
-        now_live = live(state, self.rules)
-        lifecycle.keep_live(state, now_live)
-        after = [*facts(state, self.rules), *now_live]
+            after = lifecycle.survey_facts(state)
+        else:
+            facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
+            live = lifecycle.ticket_live if kind == "ticket" else lifecycle.chat_live
+            fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
+            before = [*facts(state, self.rules), *lifecycle.emitted_live(state)] if state else []
+            if not fold(state, event, at_ms):
+                return DUPLICATE
+            now_live = live(state, self.rules)
+            lifecycle.keep_live(state, now_live)
+            after = [*facts(state, self.rules), *now_live]
         store[key] = state
-        return Accepted(self._held(fact_delta(before, after), now_ms))
+        delta = fact_delta(before, after)
+        if self.queues.enabled:
+            delta.extend(
+                self._queue_delta(before, queue_before, after, lifecycle.queue_of(kind, state), delta)
+            )
+        return Accepted(self._held(delta, now_ms))
+
+    def _queue_delta(
+        self,
+        before: list[Fact],
+        queue_before: str | None,
+        after: list[Fact],
+        queue_after: str | None,
+        delta: list[tuple[Fact, int]],
+    ) -> list[tuple[Fact, int]]:
+        """The contact's delta counted again in its queue's series; when the contact
+        moved to another queue, all its facts leave the old one for the new one."""
+        was, now = self.queues.series(queue_before), self.queues.series(queue_after)
+        if was == now:
+            return copied_delta(delta, now)
+        return fact_delta(copied(before, was), copied(after, now))
 
     def _held(self, delta: list[tuple[Fact, int]], now_ms: int) -> list[tuple[Fact, int]]:
         """The delta without facts in buckets retention no longer holds (live-queue facts stay)."""
@@ -241,7 +265,11 @@ class Intake:
                 gone.append(key)
                 if lifecycle.is_open(kind, state):
                     still_open += 1
-                retract.extend((f, -1) for f in lifecycle.emitted_live(state))
+                emitted = lifecycle.emitted_live(state)
+                retract.extend((f, -1) for f in emitted)
+                if self.queues.enabled:
+                    series = self.queues.series(lifecycle.queue_of(kind, state))
+                    retract.extend((f, -1) for f in copied(emitted, series))
         for key in gone:
             del store[key]
         return gone, retract, still_open

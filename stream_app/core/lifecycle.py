@@ -60,6 +60,23 @@ def _earliest(current: list[Any] | None, candidate: list[Any]) -> list[Any]:
     return current
 
 
+def _latest(current: list[Any] | None, candidate: list[Any]) -> list[Any]:
+    """Keep the greater (time, event hash, ...) record: deterministic on ties."""
+    if current is None or candidate[:2] > current[:2]:
+        return candidate
+    return current
+
+
+def queue_of(kind: str, state: State) -> str | None:
+    """The contact's queue (SPEC §4 dimensions): named by its latest event that names
+    one; a survey response's by its counted version. None: no event named one."""
+    if kind == "survey":
+        version = state.get("v")
+        return version[6] if version and len(version) > 6 else None
+    found = state.get("qu")
+    return str(found[2]) if found else None
+
+
 def _min(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
 
@@ -87,6 +104,9 @@ def _remember(state: State, event: dict[str, Any], at_ms: int, start_field: str)
     digest = _first_sight(state, event["event_id"], at_ms)
     if digest is None:
         return None
+    queue = event.get("queue")
+    if queue is not None:  # the queue that has the contact now: named by its latest event
+        state["qu"] = _latest(state.get("qu"), [at_ms, digest, queue])
     if start_field not in state:  # the channel of a contact whose start was not seen
         state["f"] = _earliest(state.get("f"), [at_ms, digest, event["channel"]])
     return digest
@@ -345,8 +365,16 @@ def became_incomplete(kind: str, before: State | None, after: State | None) -> b
 
 
 def survey_version(event: dict[str, Any], at_ms: int, scale: int) -> list[Any]:
-    """One version of a response: [time, event_id, channel, survey, score, scale]."""
-    return [at_ms, event["event_id"], event["channel"], event["survey"], int(event["score"]), scale]
+    """One version of a response: [time, event_id, channel, survey, score, scale, queue]."""
+    return [
+        at_ms,
+        event["event_id"],
+        event["channel"],
+        event["survey"],
+        int(event["score"]),
+        scale,
+        event.get("queue"),
+    ]
 
 
 def apply_survey_version(state: State, version: list[Any]) -> bool:
@@ -365,7 +393,7 @@ def survey_facts(state: State) -> list[Fact]:
     version = state.get("v")
     if not version:
         return []
-    at_ms, _, channel, survey, score, scale = version
+    at_ms, channel, survey, score, scale = version[0], version[2], version[3], version[4], version[5]
     return [(channel, at_ms, survey, score, scale)]
 
 

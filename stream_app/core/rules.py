@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from stream_app.core.measures import METRICS
+from stream_app.core.queues import OTHER, is_queue, queue_name
 from stream_app.core.timeutil import parse_duration_ms
 from stream_app.core.windows import TODAY, WindowSpec
 
@@ -45,6 +46,9 @@ class Rule:
     min_drop: float = 0.0
     confidence: float = 0.95
     clear_confidence: float = 0.8
+    #: Queue series the rule watches (SPEC §4 dimensions): None every queue
+    #: (`other` included), empty none (the default: rules watch channels).
+    queues: frozenset[str] | None = frozenset()
 
     @property
     def worse_is_lower(self) -> bool:
@@ -52,6 +56,9 @@ class Rule:
         return METRICS[self.metric].higher_is_better
 
     def applies_to(self, channel: str) -> bool:
+        """Does the rule watch this series (a channel, `all`, or `queue:<name>`)?"""
+        if is_queue(channel):
+            return self.queues is None or queue_name(channel) in self.queues
         if self.channels is None:
             return channel != "all"
         return channel in self.channels
@@ -98,7 +105,9 @@ def _number(value: Any, rule: str, field: str, low: float | None = None, high: f
     return float(value)
 
 
-def parse_rule(raw: Any, channels: tuple[str, ...], bucket_ms: int, retention_ms: int) -> Rule:
+def parse_rule(
+    raw: Any, channels: tuple[str, ...], bucket_ms: int, retention_ms: int, queues: tuple[str, ...] = ()
+) -> Rule:
     if not isinstance(raw, dict):
         raise RuleError(f"every rule must be a mapping (got {raw!r})")
     name = str(_field(raw, "name", "?"))
@@ -116,6 +125,8 @@ def parse_rule(raw: Any, channels: tuple[str, ...], bucket_ms: int, retention_ms
     chosen: tuple[str, ...] | None
     if selected == "all":
         chosen = None
+    elif selected == "none":
+        chosen = ()
     elif isinstance(selected, list) and selected:
         unknown = [c for c in selected if c not in (*channels, "all")]
         if unknown:
@@ -124,8 +135,9 @@ def parse_rule(raw: Any, channels: tuple[str, ...], bucket_ms: int, retention_ms
             )
         chosen = tuple(str(c) for c in selected)
     else:
-        raise RuleError(f"rule {name!r}: channels must be 'all' or a list of channels")
+        raise RuleError(f"rule {name!r}: channels must be 'all', 'none' or a list of channels")
     common: dict[str, Any] = {
+        "queues": _queues(raw, name, queues),
         "name": name,
         "kind": kind,
         "metric": metric,
@@ -157,6 +169,25 @@ def parse_rule(raw: Any, channels: tuple[str, ...], bucket_ms: int, retention_ms
     )
 
 
+def _queues(raw: dict[str, Any], name: str, queues: tuple[str, ...]) -> frozenset[str] | None:
+    """A rule's `queues:`: absent (none), 'all' (every queue and `other`) or a list of
+    configured queues (or `other`)."""
+    selected = raw.get("queues")
+    if selected is None:
+        return frozenset()
+    if not queues:
+        raise RuleError(f"rule {name!r}: queues needs STREAM_APP_QUEUES (no queue is reported)")
+    if selected == "all":
+        return None
+    known = (*queues, OTHER)
+    if isinstance(selected, list) and selected:
+        unknown = [q for q in selected if q not in known]
+        if unknown:
+            raise RuleError(f"rule {name!r}: unknown queue {unknown[0]!r} (known: {', '.join(known)})")
+        return frozenset(str(q) for q in selected)
+    raise RuleError(f"rule {name!r}: queues must be 'all' or a list of queues")
+
+
 def _for_channels(raw: Any, channels: tuple[str, ...]) -> Any:
     """A shipped rule's channel list cut down to the configured channels; None when
     none of them is configured (the rule is left out)."""
@@ -167,7 +198,11 @@ def _for_channels(raw: Any, channels: tuple[str, ...]) -> Any:
 
 
 def load_rules(
-    path: Path | None, channels: tuple[str, ...], bucket_ms: int, retention_ms: int
+    path: Path | None,
+    channels: tuple[str, ...],
+    bucket_ms: int,
+    retention_ms: int,
+    queues: tuple[str, ...] = (),
 ) -> tuple[Rule, ...]:
     """Rules from a YAML file (`rules:` list); the shipped default when path is None.
 
@@ -184,7 +219,7 @@ def load_rules(
         raise RuleError(f"rules file {source} must hold a list under 'rules:'")
     if path is None:
         raw_rules = [adapted for r in raw_rules if (adapted := _for_channels(r, channels)) is not None]
-    rules = tuple(parse_rule(r, channels, bucket_ms, retention_ms) for r in raw_rules)
+    rules = tuple(parse_rule(r, channels, bucket_ms, retention_ms, queues) for r in raw_rules)
     names = [r.name for r in rules]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:

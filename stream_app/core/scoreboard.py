@@ -13,6 +13,7 @@ from typing import Any
 
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
 from stream_app.core.live_queue import LiveFigures, LiveQueue
+from stream_app.core.queues import is_queue
 from stream_app.core.snapshot import build_snapshot
 from stream_app.core.timeutil import format_ms
 from stream_app.core.windows import ChannelWindows, Timeline
@@ -87,13 +88,16 @@ class Partials:
             agg.add_fact(fact, sign)
 
     def drain(self) -> dict[str, ChannelPartial]:
-        """The non-empty partials, plus the `all` rollup: merging the channels'
-        aggregates once is cheaper than adding every fact twice."""
+        """The non-empty partials, plus the `all` rollup of the channels (queue
+        series are copies of the same facts: not rolled up again): merging the
+        channels' aggregates once is cheaper than adding every fact twice."""
         ready = {c: p for c, p in self.channels.items() if not p.is_empty()}
         self.channels = {}
         if ready:
             rollup = ChannelPartial()
-            for partial in ready.values():
+            for series, partial in ready.items():
+                if is_queue(series):
+                    continue
                 for kind, counts in partial.live.items():
                     for at_ms, amount in counts.items():
                         rollup.add_live(kind, at_ms, amount)

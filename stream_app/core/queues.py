@@ -1,0 +1,88 @@
+"""The queue dimension (SPEC §4): with `STREAM_APP_QUEUES` set, every metric is also
+reported per routing queue (or team), across channels.
+
+A queue is carried as a *series* next to the channels: the facts of a contact are
+copied to the series `queue:<name>` of the contact's queue, and from there on
+partials, the merge stage, windows, alert rules and the live queue treat it like a
+channel. Queues outside the configured list (and contacts with no queue) are
+reported as `other`, so there are at most len(list) + 1 queue series whatever the
+input says (bounded label cardinality).
+
+Which queue a contact is in: the `queue` of its latest event that names one (by
+`occurred_at`, ties to the greatest event id: order-free), so a ticket moved to
+another queue is reported in the queue that has it now, and its figures move with
+it. A survey response is in the queue its latest version names.
+
+Outside the core, snapshots of a queue series are shown as `{"queue": <name>, ...}`
+without `channel` (JSON, `cx.metrics`) and Prometheus series carry a `queue` label
+instead of `channel` (`public`, `internal` convert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from stream_app.core.aggregate import Fact
+
+PREFIX = "queue:"
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Queues:
+    """The configured queues; empty: the queue dimension is off."""
+
+    names: frozenset[str] = frozenset()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.names)
+
+    def label(self, raw: str | None) -> str:
+        """The reported queue of a raw `queue` value: itself when listed, else `other`."""
+        return raw if raw is not None and raw in self.names else OTHER
+
+    def series(self, raw: str | None) -> str:
+        return PREFIX + self.label(raw)
+
+    def all_series(self) -> list[str]:
+        """Every queue series that can exist (the listed queues and `other`)."""
+        return [PREFIX + name for name in sorted(self.names | {OTHER})]
+
+
+def is_queue(series: str) -> bool:
+    return series.startswith(PREFIX)
+
+
+def queue_name(series: str) -> str:
+    """`queue:billing` → `billing`."""
+    return series[len(PREFIX) :]
+
+
+def copied(facts: Iterable[Fact], series: str) -> list[Fact]:
+    """The same facts, counted in another series (a queue)."""
+    return [(series, *fact[1:]) for fact in facts]
+
+
+def copied_delta(delta: Iterable[tuple[Fact, int]], series: str) -> list[tuple[Fact, int]]:
+    return [((series, *fact[1:]), sign) for fact, sign in delta]
+
+
+def public(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as users see it: a queue series as `{"queue": name}`, no `channel`."""
+    series = snapshot.get("channel")
+    if not isinstance(series, str) or not is_queue(series):
+        return snapshot
+    shown = {"queue": queue_name(series)}
+    shown.update((k, v) for k, v in snapshot.items() if k != "channel")
+    return shown
+
+
+def internal(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `public` (snapshots read back from `cx.metrics`)."""
+    if "channel" in snapshot or not isinstance(snapshot.get("queue"), str):
+        return snapshot
+    kept = {k: v for k, v in snapshot.items() if k != "queue"}
+    return {"channel": PREFIX + snapshot["queue"], **kept}

@@ -1,0 +1,112 @@
+"""The queue dimension (SPEC §4): a queue's figures equal the figures computed from
+scratch over only the contacts in that queue, for any arrival order, with queues
+outside the list reported as `other`, contacts moved between queues, re-rated
+surveys and restarts."""
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_app.core.intake import Intake
+from stream_app.core.lifecycle import event_hash
+from stream_app.core.queues import OTHER, Queues, internal, public
+from stream_app.core.replay import Replay
+from stream_app.core.timeutil import parse_rfc3339_ms
+from stream_app.core.windows import Timeline
+from tests.factories import encode
+from tests.unit.conftest import _SCHEMAS, CHANNELS, WINDOWS
+from tests.unit.test_order_independence import NOW, RULES, streams
+
+LISTED = ("billing", "tech")
+QUEUES = Queues(frozenset(LISTED))
+#: What events may name: listed queues, one that is not listed, or none at all.
+NAMED = st.sampled_from(["billing", "tech", "vip", None])
+ID_FIELD = {"cx.tickets": "ticket_id", "cx.chats": "chat_id", "cx.surveys": "response_id"}
+
+
+def _intake(queues: Queues) -> Intake:
+    return Intake(_SCHEMAS, CHANNELS, Timeline(WINDOWS), RULES, queues=queues)
+
+
+def _snapshots(records: list[tuple[str, dict[str, Any]]], queues: Queues, restart_at: int = -1) -> Any:
+    replay = Replay(_intake(queues), NOW)
+    for i, (topic, ev) in enumerate(records):
+        replay.feed(topic, encode(ev), NOW)
+        if i == restart_at:  # state back from its encoded changelog form, after a sweep
+            replay.flush()
+            for kind, store in replay.stores.items():
+                replay.intake.expire(kind, store, NOW)
+                replay.stores[kind] = orjson.loads(orjson.dumps(store))
+    return {(s["channel"], s["window"]): s for s in replay.snapshots(NOW)}
+
+
+def _queue_of_contact(events: list[tuple[str, dict[str, Any]]]) -> str:
+    """The reported queue: the latest event naming one (time, then event-id hash;
+    a survey: its counted version, latest time then greatest event id)."""
+    if events[0][0] == "cx.surveys":
+        latest = max(events, key=lambda r: (parse_rfc3339_ms(r[1]["occurred_at"]), r[1]["event_id"]))
+        return QUEUES.label(latest[1].get("queue"))
+    naming = [ev for _, ev in events if ev.get("queue") is not None]
+    if not naming:
+        return OTHER
+    latest_ev = max(naming, key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), event_hash(ev["event_id"])))
+    return QUEUES.label(latest_ev["queue"])
+
+
+def _figures(snap: dict[str, Any] | None) -> Any:
+    """A snapshot's figures without its series name and time; None when it shows nothing."""
+    if snap is None:
+        return None
+    figures = {k: v for k, v in snap.items() if k not in ("channel", "as_of")}
+    return None if _empty(figures) else figures
+
+
+def _empty(node: Any) -> bool:
+    if isinstance(node, dict):
+        return all(_empty(v) for k, v in node.items() if k != "window")
+    return node in (None, 0, 0.0) or (isinstance(node, list) and not node)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.data())
+def test_a_queue_s_figures_equal_its_contacts_computed_alone(records: Any, data: Any) -> None:
+    named = [(topic, {**ev, "queue": q} if (q := data.draw(NAMED)) else ev) for topic, ev in records]
+    by_contact: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for topic, ev in named:
+        by_contact.setdefault((topic, str(ev[ID_FIELD[topic]])), []).append((topic, ev))
+    shuffled = data.draw(st.permutations(named))
+    restart_at = data.draw(st.integers(-1, max(0, len(named) - 1)))
+    got = _snapshots(list(shuffled), QUEUES, restart_at)
+    for queue in (*LISTED, OTHER):
+        alone = [r for events in by_contact.values() if _queue_of_contact(events) == queue for r in events]
+        expected = _snapshots(alone, Queues())
+        for window in ("15m", "1h", "24h", "today"):
+            want = _figures(expected.get(("all", window)))
+            assert _figures(got.get((f"queue:{queue}", window))) == want, (queue, window)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_queues_leave_the_channels_and_the_rollup_as_they_were(records: Any) -> None:
+    named = [(topic, {**ev, "queue": "billing"}) for topic, ev in records]
+    with_queues = _snapshots(named, QUEUES)
+    without = _snapshots(named, Queues())
+    assert {k: _figures(v) for k, v in with_queues.items() if not k[0].startswith("queue:")} == {
+        k: _figures(v) for k, v in without.items()
+    }
+
+
+def test_queue_snapshots_are_shown_with_a_queue_and_no_channel() -> None:
+    snap = {"channel": "queue:billing", "window": "1h", "csat": {"value": 0.5}}
+    shown = public(snap)
+    assert shown == {"queue": "billing", "window": "1h", "csat": {"value": 0.5}}
+    assert internal(shown) == snap
+    assert public({"channel": "chat", "window": "1h"}) == {"channel": "chat", "window": "1h"}
+
+
+@pytest.mark.parametrize(("raw", "label"), [("billing", "billing"), ("vip", OTHER), (None, OTHER)])
+def test_unlisted_and_missing_queues_are_other(raw: str | None, label: str) -> None:
+    assert QUEUES.label(raw) == label
