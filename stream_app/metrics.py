@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_c
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from stream_app.core.queues import is_queue, queue_name
+
 OUTCOMES = ("accepted", "duplicate", "dead_letter")
 # Counters without their `<name>_created` gauges: promtool flags them, and nothing
 # here needs a counter's creation time (a restart shows in `process_start_time_seconds`).
@@ -92,6 +94,43 @@ _LIVE = (
 )
 
 
+def series_labels(series: str) -> dict[str, str]:
+    """The labels naming a series: `channel`, or for a queue series `queue` instead
+    (SPEC §4 dimensions: a queue is reported across channels)."""
+    if is_queue(series):
+        return {"queue": queue_name(series)}
+    return {"channel": series}
+
+
+def _gauge(family: Metric, labels: dict[str, str], value: float) -> None:
+    """A sample with its own label set: channel series carry `channel`, queue series
+    `queue`, in the same family (the exposition format allows it)."""
+    family.add_sample(family.name, labels, float(value))
+
+
+class AlertFiring(Collector):
+    """`cx_alert_firing{rule, channel|queue, window}`: 1 while an alert is firing, 0
+    once it resolved (a configured rule's series stay, so `== 0` can be graphed)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str, str], float] = {}
+
+    def set(self, rule: str, series: str, window: str, firing: bool) -> None:
+        self.values[(rule, series, window)] = 1.0 if firing else 0.0
+
+    def clear(self) -> None:
+        self.values.clear()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("cx_alert_firing", "1 while an alert is firing")
+        for (rule, series, window), value in sorted(self.values.items()):
+            _gauge(family, {"rule": rule, **series_labels(series), "window": window}, value)
+        yield family
+
+
 class ScoreCollector(Collector):
     def __init__(self, source: SnapshotSource) -> None:
         self.source = source
@@ -132,12 +171,12 @@ class ScoreCollector(Collector):
         live_families = {name: GaugeMetricFamily(name, text, labels=["channel"]) for name, text, _ in _LIVE}
         seen_channels: set[str] = set()
         for snap in self.source():
-            key = [snap["channel"], snap["window"]]
+            dim = series_labels(snap["channel"])
+            labelled = {**dim, "window": snap["window"]}
             for name, _, part, field in _SHARES:
                 value = snap[part][field]
                 if value is not None and snap[part]["n"] > 0:
-                    families[name].add_metric(key, float(value))
-            labelled = {"channel": snap["channel"], "window": snap["window"]}
+                    _gauge(families[name], labelled, value)
             for name, _, parts in _DURATIONS:
                 for part, extra in parts:
                     times = snap[part]
@@ -153,21 +192,21 @@ class ScoreCollector(Collector):
                 for family, section in ((sla, "sla"), (sla_closed, "sla_closed")):
                     share = snap[section][part]
                     if share["value"] is not None:
-                        family.add_metric([*key, target, kind], float(share["value"]))
+                        _gauge(family, {**labelled, "target": target, "kind": kind}, share["value"])
             for kind, field in (("ticket", "tickets"), ("chat", "chats")):
                 count = snap["volume"][field]
                 if count:
-                    contacts.add_metric([*key, kind], float(count))
+                    _gauge(contacts, {**labelled, "kind": kind}, count)
             if snap["channel"] not in seen_channels:
                 seen_channels.add(snap["channel"])
-                open_tickets.add_metric([snap["channel"]], float(snap["open_tickets"]))
+                _gauge(open_tickets, dim, snap["open_tickets"])
                 live = snap["live"]
                 for target in ("first_response", "resolution"):
-                    breaching.add_metric([snap["channel"], target], float(live["breaching"][target]))
-                    breach_soon.add_metric([snap["channel"], target], float(live["breach_soon"][target]))
+                    _gauge(breaching, {**dim, "target": target}, live["breaching"][target])
+                    _gauge(breach_soon, {**dim, "target": target}, live["breach_soon"][target])
                 for name, _, (field,) in _LIVE:
                     if live[field] is not None:  # no open ticket / waiting chat: no age
-                        live_families[name].add_metric([snap["channel"]], float(live[field]))
+                        _gauge(live_families[name], dim, live[field])
         yield from families.values()
         yield from summaries.values()
         yield sla
@@ -242,10 +281,8 @@ class Instruments:
             "cx_dead_letters", "Dead-lettered input records by reason", ["topic", "reason"],
             registry=self.registry,
         )  # fmt: skip
-        self.alert_firing = Gauge(
-            "cx_alert_firing", "1 while an alert is firing", ["rule", "channel", "window"],
-            registry=self.registry,
-        )  # fmt: skip
+        self.alert_firing = AlertFiring()
+        self.registry.register(self.alert_firing)
         self.alerts = Counter(
             "cx_alerts", "Alert state changes published to cx.alerts", ["rule", "severity", "state"],
             registry=self.registry,

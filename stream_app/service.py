@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -38,6 +39,7 @@ from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
+from stream_app.core.queues import internal, public, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
@@ -233,13 +235,10 @@ class CxService:
             async def get(self, request: Request) -> Response:
                 if refusal := denied(self, request):
                     return refusal
-                channel = request.query.get("channel") or None
-                window = request.query.get("window") or None
-                found = [
-                    snap
-                    for (c, w), (snap, _) in sorted(service.all_snapshots().items())
-                    if (channel is None or c == channel) and (window is None or w == window)
-                ]
+                try:
+                    found = service.scores_for(request.query)
+                except ValueError as exc:
+                    return self.error(400, str(exc))
                 return self.bytes(orjson.dumps(found), content_type="application/json")
 
         @app.page("/api/v1/stream")
@@ -525,6 +524,12 @@ class CxService:
             view[(channel, snap["window"])] = (snap, self.last_merged.get(channel, 0))
         return view
 
+    def scores_for(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """`/api/v1/scores`: snapshots as users see them (`queues.public`), filtered by
+        `channel`, `window`, and `queue` (a name) or `by=queue` (every queue); without
+        either, channel snapshots only. ValueError: a filter that cannot be met."""
+        return [public(snap) for snap in select_snapshots(self.all_snapshots(), query)]
+
     def data_at(self) -> int:
         """Wall-clock ms the newest data this worker shows was written (merged partials,
         cx.metrics, cx.alerts); its start time before any."""
@@ -554,7 +559,7 @@ class CxService:
             if last and same_scores(last[1], snap) and now - last[0] < HEARTBEAT_MS:
                 continue
             self.published[key] = (now, snap)
-            await self.metrics_topic.send(key=f"{key[0]}/{key[1]}".encode(), value=orjson.dumps(snap))
+            await self.metrics_topic.send(key=f"{key[0]}/{key[1]}".encode(), value=orjson.dumps(public(snap)))
 
     async def _evaluate_alerts(self, channel: str, now: int) -> None:
         """Step every rule for one owned channel (inside its partials stream); publish changes."""
@@ -584,7 +589,7 @@ class CxService:
                 continue
             rule, _, window = rule_window.partition("/")
             firing = state["s"] in ("firing", "clearing")
-            self.instruments.alert_firing.labels(rule, channel, window).set(1 if firing else 0)
+            self.instruments.alert_firing.set(rule, channel, window, firing)
 
     async def _follow_outputs(self) -> None:
         """Global view for the API and wallboard: every worker reads all of `cx.metrics`
@@ -616,10 +621,10 @@ class CxService:
                 if not isinstance(value, dict):
                     continue
                 if record.topic == ALERTS_TOPIC:
-                    self.global_alerts.record(value)
+                    self.global_alerts.record(internal(value))
                 elif record.key is not None and (as_of_ms := snapshot_time_ms(value)) is not None:
                     channel, _, window = record.key.decode(errors="replace").partition("/")
-                    self.global_view[(channel, window)] = (value, as_of_ms)
+                    self.global_view[(channel, window)] = (internal(value), as_of_ms)
                     self.global_records += 1
         finally:
             await consumer.stop()

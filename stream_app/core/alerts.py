@@ -23,6 +23,7 @@ from typing import Any
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.live_queue import LiveFigures
 from stream_app.core.measures import METRICS, Measure, format_value, measure, without
+from stream_app.core.queues import is_queue, queue_name
 from stream_app.core.rules import Rule
 from stream_app.core.timeutil import format_ms
 
@@ -155,8 +156,9 @@ def alert_id(rule: Rule, channel: str, started_ms: int) -> str:
     return f"{rule.name}/{channel}/{rule.window}/{started_ms}"
 
 
-def summary(rule: Rule, channel: str, transition: str, reading: Reading) -> str:
+def summary(rule: Rule, series: str, transition: str, reading: Reading) -> str:
     spec = METRICS[rule.metric]
+    channel = f"queue {queue_name(series)}" if is_queue(series) else series
     value = format_value(rule.metric, reading.value)
     label = spec.label if spec.label.isupper() else spec.label.capitalize()
     if transition == "resolved":
@@ -181,11 +183,13 @@ def summary(rule: Rule, channel: str, transition: str, reading: Reading) -> str:
 def alert_message(
     rule: Rule, channel: str, transition: str, reading: Reading, started_ms: int, now_ms: int
 ) -> dict[str, Any]:
-    """The `cx.alerts` record (schemas/alert.v1.json)."""
+    """The `cx.alerts` record (schemas/alert.v1.json); a queue series' alert names
+    its `queue` instead of a `channel`."""
+    where = {"queue": queue_name(channel)} if is_queue(channel) else {"channel": channel}
     return {
         "alert_id": alert_id(rule, channel, started_ms),
         "rule": rule.name,
-        "channel": channel,
+        **where,
         "window": rule.window,
         "state": transition,
         "severity": rule.severity,

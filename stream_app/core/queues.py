@@ -20,7 +20,7 @@ instead of `channel` (`public`, `internal` convert).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,3 +86,35 @@ def internal(snapshot: dict[str, Any]) -> dict[str, Any]:
         return snapshot
     kept = {k: v for k, v in snapshot.items() if k != "queue"}
     return {"channel": PREFIX + snapshot["queue"], **kept}
+
+
+def select_snapshots(
+    snapshots: Mapping[tuple[str, str], tuple[dict[str, Any], int]], query: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The (internal) snapshots a `/api/v1/scores` query asks for, in series order.
+
+    `channel=` and `window=` filter as before; `queue=<name>` gives that queue's
+    snapshots and `by=queue` every queue's (both are across channels, so neither goes
+    with `channel=`); with neither, channel snapshots only (what clients written
+    before queues expect). ValueError names a query that cannot be met.
+    """
+    channel = query.get("channel") or None
+    window = query.get("window") or None
+    queue = query.get("queue") or None
+    by = query.get("by") or None
+    if by not in (None, "channel", "queue"):
+        raise ValueError(f"by must be channel or queue (got {by!r})")
+    wants_queues = queue is not None or by == "queue"
+    if wants_queues and channel is not None:
+        raise ValueError("queue figures are across channels: ask for channel= or queue=, not both")
+    found = []
+    for (series, w), (snap, _) in sorted(snapshots.items()):
+        if window is not None and w != window:
+            continue
+        if is_queue(series):
+            if not wants_queues or (queue is not None and queue_name(series) != queue):
+                continue
+        elif wants_queues or (channel is not None and series != channel):
+            continue
+        found.append(snap)
+    return found
