@@ -22,6 +22,7 @@ from stream_app.core.business_hours import Schedules, parse_schedules
 from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.queues import OTHER, Queues
 from stream_app.core.rules import Rule, RuleError, load_rules
+from stream_app.core.service_level import DEFAULT_SHORT_ABANDON_MS, ServiceLevel, parse_service_level
 from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
 from stream_app.core.timeutil import parse_duration_ms
 from stream_app.core.windows import TODAY, Timeline, WindowSpec
@@ -49,6 +50,10 @@ class Settings:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     #: Queues reported as a dimension (SPEC §4); empty: off. Others are `other`.
     queues: tuple[str, ...] = ()
+    #: Chat service level (SPEC §4): threshold(s) as given (`60s`, `chat=30s,*=60s`)
+    #: and the short-abandon time.
+    service_level: str = "60s"
+    short_abandon_ms: int = DEFAULT_SHORT_ABANDON_MS
     windows: tuple[str, ...] = ("15m", "1h", "24h", TODAY)
     partitions: int = 4
     rules: str | None = None
@@ -120,8 +125,12 @@ class Settings:
         return Queues(frozenset(self.queues))
 
     def lifecycle_rules(self) -> LifecycleRules:
+        threshold, per_channel = parse_service_level(self.service_level, self.channels)
         return LifecycleRules(
-            SlaTargets(self.sla_preset, self.sla_overrides), self.fcr_reopen_ms, self.schedules
+            SlaTargets(self.sla_preset, self.sla_overrides),
+            self.fcr_reopen_ms,
+            self.schedules,
+            ServiceLevel(threshold, per_channel, self.short_abandon_ms),
         )
 
     @property
@@ -353,6 +362,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "open_state_ttl_ms": "OPEN_STATE_TTL",
         "flush_interval_ms": "FLUSH_INTERVAL",
         "snapshot_interval_ms": "SNAPSHOT_INTERVAL",
+        "short_abandon_ms": "SHORT_ABANDON",
     }
     values: dict[str, object] = {"bucket_ms": bucket_ms}
     for attr, name in durations.items():
@@ -366,6 +376,11 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "store": ("STORE", _store, "memory:// or rocksdb://"),
         "timezone": ("TIMEZONE", _timezone, "an IANA zone such as UTC or Asia/Tokyo"),
         "channels": ("CHANNELS", _channels, "comma-separated lowercase names, not 'all'"),
+        "service_level": (
+            "SERVICE_LEVEL",
+            str,
+            "a threshold like 60s, or per channel like chat=30s,phone=20s,*=60s",
+        ),
         "queues": (
             "QUEUES",
             _queues,
@@ -409,6 +424,13 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         raise ConfigError(f"{PREFIX}GRACE and {PREFIX}FUTURE_TOLERANCE must not be negative")
     _check_security(settings)
     _check_override_channels(settings)
+    try:
+        parse_service_level(settings.service_level, settings.channels)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{PREFIX}SERVICE_LEVEL={settings.service_level!r} is invalid: a threshold like 60s, or per"
+            f" channel like chat=30s,phone=20s,*=60s ({exc})"
+        ) from None
     if settings.schedules_file:
         settings = replace(settings, schedules=load_schedules(settings.schedules_file, settings.channels))
     try:

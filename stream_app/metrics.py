@@ -50,6 +50,20 @@ _SHARES = (
         "contained",
         "value",
     ),
+    (
+        "cx_service_level_ratio",
+        "Share of chats answered within the service-level threshold among answered and abandoned"
+        " (short abandons left out)",
+        "service_level",
+        "value",
+    ),
+    (
+        "cx_survey_response_ratio",
+        "Share of the surveys offered in the window that were answered (so far)",
+        "response_rate",
+        "value",
+    ),
+    ("cx_surveys_offered", "Surveys offered (survey.offered) in the window", "response_rate", "n"),
 )
 #: (metric name, help, [(snapshot part, extra labels)]): first response is one
 #: family with a `kind` label, tickets (hours) and chats (seconds) never mixed;

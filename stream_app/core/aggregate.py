@@ -26,6 +26,7 @@ COUNTERS = (
     "ces_hsq", "frt_sq", "res_sq", "wait_sq", "cfrt_sq",
     "frt_n", "res_n", "wait_n", "cfrt_n",
     "frtb_n", "frtb_sum", "frtb_sq", "resb_n", "resb_sum", "resb_sq",
+    "svl_n", "svl_ok", "offer_n", "offer_resp",
 )  # fmt: skip
 SKETCHES = ("frt", "res", "wait", "cfrt", "frtb", "resb")
 #: Live-queue fact kinds: not windowed, kept as multisets of times by the merge stage.
@@ -106,6 +107,12 @@ class Aggregate:
                 self._bump("aband", sign)
             elif flag == 2:
                 self._bump("contn", sign)
+        elif kind == "service_level":  # flag: answered within the threshold
+            self._bump("svl_n", sign)
+            self._bump("svl_ok", sign * flag)
+        elif kind == "survey_offered":  # flag: answered (so far)
+            self._bump("offer_n", sign)
+            self._bump("offer_resp", sign * flag)
         elif kind == "resolved_contact":
             self._bump("fcr_n", sign)
             self._bump("fcr_ok", sign * flag)

@@ -10,7 +10,8 @@ Z95 = 1.959963984540054
 SurveyKind = Literal["csat", "nps", "ces"]
 
 #: Allowed scales per survey and the default when the event has none (SPEC §3).
-SCALES: dict[str, tuple[int, ...]] = {"csat": (5, 10), "ces": (7, 5), "nps": (10,)}
+#: CSAT scale 2 is a good/bad rating (1 bad, 2 good), as Zendesk's satisfaction ratings.
+SCALES: dict[str, tuple[int, ...]] = {"csat": (5, 10, 2), "ces": (7, 5), "nps": (10,)}
 
 
 def score_range(survey: str, scale: int) -> tuple[int, int]:
@@ -19,7 +20,10 @@ def score_range(survey: str, scale: int) -> tuple[int, int]:
 
 
 def csat_satisfied(score: int, scale: int) -> bool:
-    """Top-two-box: 4–5 on a 5-point scale, 9–10 on a 10-point scale."""
+    """Top-two-box: 4–5 on a 5-point scale, 9–10 on a 10-point scale; on the
+    good/bad scale (2) only 2 = good."""
+    if scale == 2:
+        return score == 2
     return score >= scale - 1
 
 

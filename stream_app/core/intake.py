@@ -152,7 +152,7 @@ class Intake:
         if event["channel"] not in self.channels:
             allowed = ",".join(sorted(self.channels))
             return Rejected("unknown_channel", f"channel {event['channel']!r} not in {allowed}")
-        if schema_name == "survey":
+        if schema_name == "survey" and event["event_type"] == "survey.submitted":
             survey = event["survey"]
             scale = int(event.get("scale") or SCALES[survey][0])
             low, high = score_range(survey, scale)
@@ -181,11 +181,15 @@ class Intake:
         state = store.get(key) or {}
         queue_before = lifecycle.queue_of(kind, state)
         if kind == "survey":
-            survey = event["survey"]
-            scale = int(event.get("scale") or SCALES[survey][0])
             before = lifecycle.survey_facts(state)
-            if not lifecycle.apply_survey_version(state, lifecycle.survey_version(event, at_ms, scale)):
-                return DUPLICATE
+            if event["event_type"] == "survey.offered":
+                if not lifecycle.apply_survey_offer(state, event, at_ms):
+                    return DUPLICATE
+            else:
+                survey = event["survey"]
+                scale = int(event.get("scale") or SCALES[survey][0])
+                if not lifecycle.apply_survey_version(state, lifecycle.survey_version(event, at_ms, scale)):
+                    return DUPLICATE
             after = lifecycle.survey_facts(state)
         else:
             facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts

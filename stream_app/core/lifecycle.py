@@ -22,6 +22,7 @@ from typing import Any
 
 from stream_app.core.aggregate import Fact
 from stream_app.core.business_hours import Calendar, Schedules, deadline_ms, elapsed_ms
+from stream_app.core.service_level import ServiceLevel
 from stream_app.core.sla import SlaTargets
 from stream_app.core.timeutil import DAY_MS
 
@@ -46,6 +47,8 @@ class LifecycleRules:
     fcr_reopen_ms: int = 7 * DAY_MS
     #: Business-hours calendars (SPEC §5); none assigned means 24/7.
     schedules: Schedules = field(default_factory=Schedules)
+    #: Chat service level thresholds and short-abandon time (SPEC §4).
+    service_level: ServiceLevel = field(default_factory=ServiceLevel)
 
 
 def event_hash(event_id: str) -> int:
@@ -72,7 +75,10 @@ def queue_of(kind: str, state: State) -> str | None:
     one; a survey response's by its counted version. None: no event named one."""
     if kind == "survey":
         version = state.get("v")
-        return version[6] if version and len(version) > 6 else None
+        if version:
+            return version[6] if len(version) > 6 else None
+        offer = state.get("of")
+        return str(offer[4]) if offer and offer[4] is not None else None
     found = state.get("qu")
     return str(found[2]) if found else None
 
@@ -309,9 +315,23 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
         ok = ms <= rules.sla.target_ms("chat_first_response", channel, "normal")
         facts.append((channel, agent_message, "chat_first_response", ms, int(ok)))
     if agent_in is not None:
-        facts.append((channel, agent_in, "chat_wait", max(0, agent_in - t0), 0))
+        wait = max(0, agent_in - t0)
+        facts.append((channel, agent_in, "chat_wait", wait, 0))
+        facts.append(
+            (
+                channel,
+                agent_in,
+                "service_level",
+                wait,
+                int(rules.service_level.judge(channel, wait, True) or 0),
+            )
+        )
     if ended:
         no_agent = agent_in is None
+        if no_agent and not ended[2]:  # abandoned: in the service level unless a short abandon
+            waited = max(0, ended[0] - t0)
+            if rules.service_level.judge(channel, waited, False) is not None:
+                facts.append((channel, ended[0], "service_level", waited, 0))
         if no_agent and ended[2]:  # resolved by self-service (a bot): contained, not abandoned
             facts.append((channel, ended[0], "chat_ended", 0, CONTAINED))
         else:
@@ -389,12 +409,31 @@ def apply_survey_version(state: State, version: list[Any]) -> bool:
     return True
 
 
+def apply_survey_offer(state: State, event: dict[str, Any], at_ms: int) -> bool:
+    """`survey.offered`: the earliest offer of this response id is kept
+    ([time, event hash, channel, survey, queue]). False for a replay."""
+    digest = _first_sight(state, event["event_id"], at_ms)
+    if digest is None:
+        return False
+    state["of"] = _earliest(
+        state.get("of"), [at_ms, digest, event["channel"], event["survey"], event.get("queue")]
+    )
+    return True
+
+
 def survey_facts(state: State) -> list[Fact]:
+    """The counted response (`csat`/`nps`/`ces` at its time), and the offer
+    (`survey_offered` at the offer's time, flag 1 once answered): the response rate
+    is over the surveys offered in a window, the share answered so far."""
+    facts: list[Fact] = []
     version = state.get("v")
-    if not version:
-        return []
-    at_ms, channel, survey, score, scale = version[0], version[2], version[3], version[4], version[5]
-    return [(channel, at_ms, survey, score, scale)]
+    if version:
+        at_ms, channel, survey, score, scale = version[0], version[2], version[3], version[4], version[5]
+        facts.append((channel, at_ms, survey, score, scale))
+    offer = state.get("of")
+    if offer:
+        facts.append((offer[2], offer[0], "survey_offered", 0, int(bool(version))))
+    return facts
 
 
 # --- expiry ------------------------------------------------------------------

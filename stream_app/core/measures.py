@@ -67,6 +67,10 @@ METRICS: dict[str, MetricSpec] = {
     "fcr": MetricSpec("FCR", "ratio", True, "ratio", hits="fcr_ok", n="fcr_n"),
     "abandoned": MetricSpec("chat abandonment", "ratio", False, "ratio", hits="aband", n="end_n"),
     "contained": MetricSpec("self-service containment", "ratio", True, "ratio", hits="contn", n="end_n"),
+    "service_level": MetricSpec("service level", "ratio", True, "ratio", hits="svl_ok", n="svl_n"),
+    "response_rate": MetricSpec(
+        "survey response rate", "ratio", True, "ratio", hits="offer_resp", n="offer_n"
+    ),
     "sla_first_response": MetricSpec(
         "ticket first-response SLA attainment",
         "ratio",

@@ -104,6 +104,8 @@ def build_snapshot(
         "chat_wait_seconds": _durations(agg, "wait"),
         "abandoned": _share(agg, "aband", "end_n"),
         "contained": _share(agg, "contn", "end_n"),
+        "service_level": _share(agg, "svl_ok", "svl_n"),
+        "response_rate": _share(agg, "offer_resp", "offer_n"),
         "sla": {
             "first_response": _share(agg, "slafr_ok", "slafr_n", "slafr_open"),
             "chat_first_response": _share(agg, "slacfr_ok", "slacfr_n"),

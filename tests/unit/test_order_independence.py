@@ -111,11 +111,18 @@ def survey_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
     )
     channel = draw(st.sampled_from(CHANNELS))
     at = NOW - draw(offsets)
+    good_bad = kind == "csat" and draw(st.booleans())  # CSAT scale 2: 1 bad, 2 good
+    extra: dict[str, Any] = {"scale": 2} if good_bad else {}
     versions = []
-    for _ in range(draw(st.integers(1, 3))):
+    if draw(st.booleans()):  # the invitation (survey.offered), maybe sent twice
+        for _ in range(draw(st.integers(1, 2))):
+            offered = event("survey.offered", at - draw(st.integers(0, HOUR_MS)), channel, survey=kind)
+            versions.append(("cx.surveys", {**offered, "response_id": f"r{n}"}))
+    for _ in range(draw(st.integers(0 if versions else 1, 3))):
         at += draw(st.sampled_from([0, 1, MINUTE_MS]))
+        score = draw(st.integers(1, 2)) if good_bad else draw(scores)
         versions.append(
-            ("cx.surveys", survey(kind, draw(scores), min(at, NOW), channel, response_id=f"r{n}"))
+            ("cx.surveys", survey(kind, score, min(at, NOW), channel, response_id=f"r{n}", **extra))
         )
     return versions
 

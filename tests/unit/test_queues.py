@@ -47,8 +47,16 @@ def _queue_of_contact(events: list[tuple[str, dict[str, Any]]]) -> str:
     """The reported queue: the latest event naming one (time, then event-id hash;
     a survey: its counted version, latest time then greatest event id)."""
     if events[0][0] == "cx.surveys":
-        latest = max(events, key=lambda r: (parse_rfc3339_ms(r[1]["occurred_at"]), r[1]["event_id"]))
-        return QUEUES.label(latest[1].get("queue"))
+        answers = [ev for _, ev in events if ev["event_type"] == "survey.submitted"]
+        if answers:  # the counted version: latest time, then greatest event id
+            latest = max(answers, key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), ev["event_id"]))
+            return QUEUES.label(latest.get("queue"))
+        # only the invitation: the earliest offer kept (time, then event-id hash)
+        offer = min(
+            (ev for _, ev in events),
+            key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), event_hash(ev["event_id"])),
+        )
+        return QUEUES.label(offer.get("queue"))
     naming = [ev for _, ev in events if ev.get("queue") is not None]
     if not naming:
         return OTHER
