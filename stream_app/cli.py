@@ -52,7 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from stream_app.core.timeutil import parse_duration_ms
-    from stream_app.generator import Drop, produce
+    from stream_app.generator import DEMO_QUEUES, Drop, produce
 
     settings = _settings(args)
     drop = None
@@ -68,6 +68,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             backfill_ms=parse_duration_ms(args.backfill),
             drop=drop,
             channels=list(settings.channels),
+            queues=DEMO_QUEUES,
+            offers=True,
         )
     )
     print(f"produced {sent} records to {settings.bootstrap}")
@@ -102,7 +104,7 @@ def _print_scores(url: str) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream_app.embedded_broker import EmbeddedBroker, free_port
-    from stream_app.generator import Drop, produce
+    from stream_app.generator import DEMO_QUEUES, DEMO_QUEUES_REPORTED, Drop, produce
     from stream_app.topics import ensure_topics
 
     workdir = Path(tempfile.mkdtemp(prefix="cx-demo-"))
@@ -118,6 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "STREAM_APP_WEB_PORT": str(web_port),
         "STREAM_APP_DATA_DIR": str(workdir / "data"),
     }
+    env.setdefault("STREAM_APP_QUEUES", ",".join(DEMO_QUEUES_REPORTED))
     settings = config.load(env)
     desk = [c for c in ("email", "portal") if c in settings.channels]
     if not env.get("STREAM_APP_SCHEDULES") and desk:
@@ -166,6 +169,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 channels=list(settings.channels),
                 timezone=settings.timezone,
                 intraday=DEMO_INTRADAY,
+                queues=DEMO_QUEUES,
+                offers=True,
             )
         )
         while not generating.done():

@@ -42,7 +42,7 @@ import math
 import random
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as clock
@@ -120,6 +120,23 @@ PROFILES: dict[str, ChannelProfile] = {
     "app": ChannelProfile(0.12, 0.4, 0.84, 60, 30 * 60, 0.45, 0.30, 0.08, 0.04, 0.24, 12 * 60),
     "in_person": ChannelProfile(0.05, 0.5, 0.90, 300, 40 * 60, 0.40, 0.30, 0.15, 0.04, 0.20, 8 * 60),
 }
+
+
+#: The demo's routing: queues per channel with their own volumes (shares of the
+#: channel's contacts, assumed). `general` is not in DEMO_QUEUES_REPORTED: it shows
+#: up as `other`, as an unlisted queue does in production.
+DEMO_QUEUES: dict[str, list[tuple[str, float]]] = {
+    "phone": [("billing", 0.45), ("tech_support", 0.35), ("vip", 0.20)],
+    "email": [("billing", 0.40), ("tech_support", 0.50), ("general", 0.10)],
+    "chat": [("sales", 0.45), ("tech_support", 0.45), ("vip", 0.10)],
+    "sms": [("sales", 0.6), ("general", 0.4)],
+    "social": [("general", 1.0)],
+    "video": [("vip", 1.0)],
+    "portal": [("tech_support", 0.7), ("billing", 0.3)],
+    "app": [("sales", 0.3), ("tech_support", 0.5), ("billing", 0.2)],
+    "in_person": [("general", 1.0)],
+}
+DEMO_QUEUES_REPORTED = ("billing", "tech_support", "sales", "vip")
 
 
 @dataclass(frozen=True)
@@ -273,8 +290,20 @@ class Generator:
         intraday: Sequence[float] | None = INTRADAY,
         run_id: str | None = None,
         shifts: Calendar | None = None,
+        queues: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+        offers: bool = False,
     ) -> None:
         self.random = random.Random(seed)
+        #: Queues and survey offers draw from their own stream, so turning them on
+        #: changes nothing else of the traffic (same seed, same contacts).
+        self.extra_random = random.Random(seed * 7919 + 14)
+        #: channel → [(queue, weight)]: the queue each new contact of the channel is
+        #: routed to (SPEC §4 dimensions); channels not listed name no queue.
+        self.queues = {c: list(q) for c, q in (queues or {}).items() if q}
+        #: Emit `survey.offered` for every finished contact (the response rate is then
+        #: about `survey_rate`); without it only the answers are sent.
+        self.offers = offers
+        self._contact_queue: str | None = None
         self.profiles = profiles or PROFILES
         #: Share of finished contacts that get a survey answer.
         self.survey_rate = survey_rate
@@ -328,6 +357,8 @@ class Generator:
         return f"{kind}-{self.prefix}-{next(self.ids)}"
 
     def _emit(self, at_ms: int, topic: str, key: str, event: dict[str, Any]) -> None:
+        if self._contact_queue is not None:
+            event.setdefault("queue", self._contact_queue)
         event["occurred_at"] = format_ms_fast(at_ms)
         event.setdefault("event_id", self._id("ev"))
         # orjson keeps a ~4 KB buffer behind every result: copy it, the queue may hold millions
@@ -429,19 +460,44 @@ class Generator:
 
     # --- contacts ------------------------------------------------------------------
 
+    def _route(self, channel: str) -> None:
+        """Pick the queue of the contact being planned (its events, survey and offer name it)."""
+        choices = self.queues.get(channel)
+        if not choices:
+            self._contact_queue = None
+            return
+        names, weights = zip(*choices, strict=True)
+        self._contact_queue = self.extra_random.choices(names, weights)[0]
+
+    def _after_contact(self, channel: str, end: int | None, answered: bool) -> None:
+        """The survey of a finished contact: answered (the caller drew it), or only offered."""
+        if end is None:
+            return
+        if answered:
+            self._surveys(channel, end + self._delay_ms(60))
+        elif self.offers:
+            kind = self.extra_random.choices(["csat", "nps", "ces"], [6, 2, 2])[0]
+            self._offer(channel, end + self.extra_random.randint(10_000, 120_000), self._id("r"), kind)
+
+    def _offer(self, channel: str, at_ms: int, rid: str, kind: str) -> None:
+        if self.since_ms is not None and at_ms < self.since_ms:
+            return
+        event = {"response_id": rid, "channel": channel, "event_type": "survey.offered", "survey": kind}
+        self._emit(at_ms, "cx.surveys", rid, event)
+
     def new_contact(self, at_ms: int) -> None:
         """Schedule every event of one new ticket or chat (and maybe its survey)."""
         rnd = self.random
         channel = self.channels[bisect(self._weights, rnd.random() * self._weights[-1])]
         profile = self.profiles[channel]
+        self._route(channel)
         if rnd.random() < profile.ticket_share:
             end = self._ticket(channel, profile, at_ms)
         elif self.since_ms is None or at_ms >= self.since_ms - LIVE_LOOKBACK_MS:
             end = self._chat(channel, profile, at_ms)
         else:
             return  # over long before since_ms (and its survey too)
-        if end is not None and rnd.random() < self.survey_rate:
-            self._surveys(channel, end + self._delay_ms(60))
+        self._after_contact(channel, end, end is not None and rnd.random() < self.survey_rate)
 
     def history(self, until_ms: int, rate: float, horizon_ms: int = HISTORY_MS) -> float:
         """Simulate contacts arriving at `rate` per second (daily mean, intraday curve)
@@ -485,9 +541,9 @@ class Generator:
     def _history_ticket(self, at_ms: int, only: str | None) -> None:
         channel = self.channels[bisect(self._ticket_weights, self.random.random() * self._ticket_weights[-1])]
         profile = self.profiles[channel]
+        self._route(channel)
         end = self._ticket(channel, profile, at_ms, only)
-        if end is not None and self.random.random() < self.survey_rate:
-            self._surveys(channel, end + self._delay_ms(60))
+        self._after_contact(channel, end, end is not None and self.random.random() < self.survey_rate)
 
     def _history_chat(self, at_ms: int) -> None:
         """A contact arriving shortly before `since_ms` that is a live session, if any."""
@@ -496,9 +552,9 @@ class Generator:
         profile = self.profiles[channel]
         if rnd.random() < profile.ticket_share:
             return  # a ticket: `history` has simulated those
+        self._route(channel)
         end = self._chat(channel, profile, at_ms)
-        if end is not None and rnd.random() < self.survey_rate:
-            self._surveys(channel, end + self._delay_ms(60))
+        self._after_contact(channel, end, end is not None and rnd.random() < self.survey_rate)
 
     def _slow_share(self) -> float:
         """Share of tickets on a long path (silent pending, on hold) or reopened."""
@@ -681,6 +737,8 @@ class Generator:
         if self.since_ms is not None and t < self.since_ms:
             return
         rid = self._id("r")
+        if self.offers:  # the invitation went out when the contact ended, before the answer
+            self._offer(channel, t - self.extra_random.randint(5_000, 50_000), rid, kind)
         event = {"response_id": rid, "channel": channel, "event_type": "survey.submitted", "survey": kind}
         self._emit(t, "cx.surveys", rid, {**event, "score": score})
 
@@ -719,6 +777,8 @@ async def produce(
     timezone: str | tzinfo | None = None,
     intraday: Sequence[float] | None = INTRADAY,
     shifts: Calendar | None = None,
+    queues: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+    offers: bool = False,
 ) -> int:
     """Run the generator in real time; returns how many records it produced.
 
@@ -736,6 +796,8 @@ async def produce(
         timezone=timezone if timezone is not None else local_timezone(),
         intraday=intraday,
         shifts=shifts,
+        queues=queues,
+        offers=offers,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
     await producer.start()

@@ -39,7 +39,7 @@ from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
-from stream_app.core.queues import internal, public, select_snapshots
+from stream_app.core.queues import internal, is_queue, public, queue_name, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
@@ -302,7 +302,8 @@ class CxService:
                         "waiting_for": waiting,
                         "processing_guarantee": service.settings.guarantee,
                         "broker": service.settings.capabilities.describe(),
-                        "owned_channels": service.scoreboard.owned(),
+                        "owned_channels": [c for c in service.scoreboard.owned() if not is_queue(c)],
+                        "owned_queues": [queue_name(c) for c in service.scoreboard.owned() if is_queue(c)],
                         "global_view_records": service.global_records,
                     },
                     status=200 if waiting is None else 503,

@@ -22,6 +22,7 @@ from stream_app import config
 from stream_app.bench import make_events
 from stream_app.config import DEFAULT_CHANNELS
 from stream_app.core.intake import Intake, Schemas
+from stream_app.core.queues import internal
 from stream_app.core.replay import Replay
 from stream_app.core.scoreboard import ALL
 from stream_app.core.timeutil import DAY_MS
@@ -60,6 +61,8 @@ class Stream:
     channels: list[str]
     reference: Replay
     env: dict[str, str] = field(default_factory=dict)
+    #: Queue series (`queue:<name>`) the workers must report too (STREAM_APP_QUEUES).
+    queues: list[str] = field(default_factory=list)
 
 
 def messy_keys(
@@ -82,6 +85,7 @@ def bench_stream(
     misrouted: float = 0.1,
     history: float = 0.05,
     extra: list[tuple[str, bytes | None, dict[str, Any]]] | None = None,
+    queues: bool = False,
 ) -> Stream:
     """`events` bench events (60/25/15 mix, two hours of event time) on channels of this run only.
 
@@ -90,6 +94,8 @@ def bench_stream(
     window: they build state and backlog only; their surveys are left out, as they
     would be dead-lettered `too_late`). `extra` (topic, key, event) records on the
     channel `scenario` (renamed like the others) are added after those, keys as given.
+    With `queues`, contacts are spread over three listed queues, one that is not
+    listed and none (`other`), and one in ten moves to another listed queue midway.
     """
     names = (*DEFAULT_CHANNELS, "scenario") if extra else DEFAULT_CHANNELS
     rename = {c: f"{c}_{name}_{RUN}" for c in names}
@@ -100,9 +106,23 @@ def bench_stream(
         old_data = make_events(int(events * history), seed + 1, now - 2 * DAY_MS, span_ms=DAY_MS)
         old = [r for r in old_data.records if r[0] != "cx.surveys"]
     records: list[tuple[str, bytes | None, bytes]] = []
+    listed = [f"q{i}_{name}_{RUN}" for i in range(3)]
+    placed: dict[str, tuple[str | None, str | None]] = {}  # entity id → its queue, where it moves
     for topic, key, value in [*old, *data.records]:
         event = orjson.loads(value)
         event["channel"] = rename[event["channel"]]
+        if queues:
+            entity = str(event.get("ticket_id") or event.get("chat_id") or event.get("response_id"))
+            if entity in placed:  # a later event: one contact in ten moved to another queue
+                queue = placed[entity][1] or placed[entity][0]
+            else:
+                pick = random.Random(f"{seed}/{entity}")
+                first = pick.choice([*listed, f"unlisted_{RUN}", None])
+                moves = topic != "cx.surveys" and pick.random() < 0.1
+                placed[entity] = (first, pick.choice(listed) if moves else None)
+                queue = first
+            if queue is not None:
+                event["queue"] = queue
         records.append((topic, key, orjson.dumps(event)))
     records = messy_keys(records, misrouted, random.Random(seed))
     for topic, key, event in extra or []:
@@ -112,13 +132,22 @@ def bench_stream(
     no_rules = Path(tempfile.mkdtemp(prefix="cx-rules-")) / "none.yaml"
     no_rules.write_text("rules: []\n")
     env = {"STREAM_APP_CHANNELS": ",".join(channels), "STREAM_APP_RULES": str(no_rules)}
+    if queues:
+        env["STREAM_APP_QUEUES"] = ",".join(listed)
     settings = config.load(env)
-    intake = Intake(Schemas(), frozenset(settings.channels), settings.timeline(), settings.lifecycle_rules())
+    intake = Intake(
+        Schemas(),
+        frozenset(settings.channels),
+        settings.timeline(),
+        settings.lifecycle_rules(),
+        queues=settings.queue_set,
+    )
     reference = Replay(intake, now, reported=settings.windows)
     for topic, _, value in records:
         outcome = reference.feed(topic, value, now)
         assert outcome != "dead_letter", value
-    return Stream(name, records, channels, reference, env)
+    series = settings.queue_set.all_series() if queues else []
+    return Stream(name, records, channels, reference, env, series)
 
 
 def progress(workers: list[WorkerProcess], stream: Stream) -> int:
@@ -155,13 +184,14 @@ def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
     only through `cx.metrics`, which `/api/v1/scores` also serves, so ownership is
     read from `/healthz`.
     """
-    wanted = {*stream.channels, ALL}
+    wanted = {*stream.channels, ALL, *stream.queues}
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for worker in workers:
         if not worker.running():
             continue
-        owned = worker.owned_channels() & wanted
-        for snap in worker.scores():
+        owned = (worker.owned_channels() | worker.owned_queues()) & wanted
+        served = worker.scores() + ([internal(s) for s in worker.scores(by="queue")] if stream.queues else [])
+        for snap in served:
             if snap["channel"] in owned:
                 found[(snap["channel"], snap["window"])] = snap
     lost = double = 0

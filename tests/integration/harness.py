@@ -152,6 +152,10 @@ class WorkerProcess:
         """The channels this worker owns now (its merge stage's partitions), from /healthz."""
         return set(self.health()["owned_channels"])
 
+    def owned_queues(self) -> set[str]:
+        """The queue series this worker owns now (`queue:<name>`), from /healthz."""
+        return {f"queue:{q}" for q in self.health().get("owned_queues", [])}
+
     def health(self) -> dict[str, Any]:
         """/healthz as JSON, whether it answers 200 (ready) or 503 (not ready)."""
         try:

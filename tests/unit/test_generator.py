@@ -358,3 +358,49 @@ def test_arrivals_follow_an_intraday_curve_that_never_reaches_zero() -> None:
     assert max(counts, key=lambda h: counts[h]) in range(9, 17)
     tokyo, _ = per_hour("Asia/Tokyo")  # UTC+9: the 10:00 peak is at 01:00 UTC
     assert tokyo[1] > 4 * tokyo[18]
+
+
+def _contacts(seed: int, **options: Any) -> list[Record]:
+    generator = Generator(seed, run_id="q", **options)
+    arrival = float(T0)
+    while arrival < T0 + 6 * HOUR_MS:
+        generator.new_contact(int(arrival))
+        arrival = generator.next_arrival(arrival, 0.05)
+    return list(generator.due(T0 + 60 * DAY_MS))
+
+
+def test_queues_route_each_contact_to_one_of_its_channel_s_queues_and_change_nothing_else() -> None:
+    from stream_app.generator import DEMO_QUEUES
+
+    plain = _contacts(5)
+    routed = _contacts(5, queues=DEMO_QUEUES)
+    strip = [(t, k, {f: v for f, v in orjson.loads(v).items() if f != "queue"}) for _, t, k, v in routed]
+    assert strip == [(t, k, orjson.loads(v)) for _, t, k, v in plain]
+    by_contact: dict[bytes, set[str]] = defaultdict(set)
+    per_channel: dict[str, Counter[str]] = defaultdict(Counter)
+    for _, topic, key, value in routed:
+        event = orjson.loads(value)
+        allowed = {q for q, _ in DEMO_QUEUES[event["channel"]]}
+        assert event["queue"] in allowed, event
+        if topic != "cx.surveys":
+            by_contact[key].add(event["queue"])
+            if event["event_type"] in ("ticket.created", "chat.started"):
+                per_channel[event["channel"]][event["queue"]] += 1
+    assert all(len(queues) == 1 for queues in by_contact.values())
+    phone = per_channel["phone"]
+    assert 0.35 < phone["billing"] / sum(phone.values()) < 0.55  # weight 0.45
+
+
+def test_offers_precede_their_answers_and_the_response_rate_is_the_survey_rate() -> None:
+    records = _contacts(6, offers=True)
+    offered: dict[str, int] = {}
+    answered: dict[str, int] = {}
+    for at, topic, _, value in records:
+        event = orjson.loads(value)
+        assert SCHEMAS.error(INPUTS[topic][0], event) is None, event
+        if topic == "cx.surveys":
+            target = offered if event["event_type"] == "survey.offered" else answered
+            target[event["response_id"]] = at
+    assert set(answered) <= set(offered)
+    assert all(offered[rid] < at for rid, at in answered.items())
+    assert 0.38 < len(answered) / len(offered) < 0.52  # survey_rate 0.45

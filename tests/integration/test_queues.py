@@ -1,0 +1,64 @@
+"""The queue dimension on real workers (issue 14): two workers share a stream whose
+contacts are spread over three listed queues, an unlisted one and none (both
+`other`), some moving between queues; every queue's figures equal the pure core's,
+and each queue series is exported by exactly one worker."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+
+from stream_app.metrics import parse_samples
+from tests.integration.exactness import bench_stream, owns_channels, settle
+from tests.integration.harness import WorkerProcess, produce, run_sync
+
+pytestmark = pytest.mark.integration
+EVENTS = int(os.environ.get("CX_QUEUES_EVENTS", "10000"))
+
+
+def queue_series(worker: WorkerProcess) -> set[str]:
+    """The `cx_csat_responses{queue=...}` series a worker exports (the queues it owns)."""
+    samples = parse_samples(worker.get("/metrics").decode())
+    return {key for key in samples if key.startswith("cx_csat_responses{") and "queue=" in key}
+
+
+def test_queues_are_exact_and_exported_once_across_two_workers(
+    bootstrap: str, workdir: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = bench_stream("queues", EVENTS, seed=14, queues=True)
+    app_id = f"cx-{stream.name}-{stream.channels[0].rsplit('_', 1)[-1]}"
+    workers = [WorkerProcess(bootstrap, workdir, app_id, **stream.env) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.wait_until(lambda w=worker: owns_channels(w), 180, "both workers to own partitions")
+        run_sync(produce(bootstrap, stream.records))
+        result = settle(workers, stream)
+        exported = [queue_series(w) for w in workers]
+        listed = stream.env["STREAM_APP_QUEUES"].split(",")
+        api = {s["queue"]: s for s in workers[0].scores(by="queue", window="24h")}
+        one = workers[1].scores(queue=listed[0], window="24h")
+    finally:
+        for worker in workers:
+            worker.stop()
+    reference = {(s["channel"], s["window"]): s for s in stream.reference.snapshots(int(time.time() * 1000))}
+    with capsys.disabled():
+        sizes = {q: reference[(q, "24h")]["volume"] for q in stream.queues}
+        print(
+            f"\n  queues: {len(stream.records):,} events, 2 workers: lost {result.lost},"
+            f" double {result.double}; {sizes}"
+        )
+    assert result.equal, f"lost {result.lost}, double {result.double}: {result.differing[:5]}"
+    # each queue series once across the two workers, and both own some channels or queues
+    assert not exported[0] & exported[1], exported[0] & exported[1]
+    assert {key.split('queue="')[1].split('"')[0] for key in exported[0] | exported[1]} >= {*listed, "other"}
+    # any worker serves every queue (its own live, the others' from cx.metrics)
+    assert {*listed, "other"} <= set(api)
+    assert all("channel" not in s for s in api.values())
+    assert [s["queue"] for s in one] == [listed[0]]
+    every = sum(reference[(q, "24h")]["volume"]["tickets"] for q in stream.queues)
+    assert every == reference[("all", "24h")]["volume"]["tickets"], "queues partition the contacts"
