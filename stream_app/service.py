@@ -42,6 +42,7 @@ from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
 from stream_app.core.queues import internal, is_queue, public, queue_name, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
+from stream_app.csv_export import to_csv
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
 from stream_app.merge_tables import MEMORY, forget_all, replayed_table
 from stream_app.metrics import Instruments
@@ -240,6 +241,22 @@ class CxService:
                 except ValueError as exc:
                     return self.error(400, str(exc))
                 return self.bytes(orjson.dumps(found), content_type="application/json")
+
+        @app.page("/api/v1/scores.csv")
+        class ScoresCsvView(View):
+            """The same snapshots (and filters) as one CSV table (stream_app/csv_export.py)."""
+
+            async def get(self, request: Request) -> Response:
+                if refusal := denied(self, request):
+                    return refusal
+                try:
+                    found = service.scores_for(request.query)
+                except ValueError as exc:
+                    return self.error(400, str(exc))
+                response = self.bytes(to_csv(found).encode(), content_type="text/csv")
+                raw: Any = response
+                raw.headers["Content-Disposition"] = 'inline; filename="cx-scores.csv"'
+                return response
 
         @app.page("/api/v1/stream")
         class StreamView(View):

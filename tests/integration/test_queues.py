@@ -5,6 +5,8 @@ and each queue series is exported by exactly one worker."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import time
 from typing import Any
@@ -42,6 +44,9 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
         listed = stream.env["STREAM_APP_QUEUES"].split(",")
         api = {s["queue"]: s for s in workers[0].scores(by="queue", window="24h")}
         one = workers[1].scores(queue=listed[0], window="24h")
+        table = list(
+            csv.DictReader(io.StringIO(workers[0].get("/api/v1/scores.csv?by=queue&window=24h").decode()))
+        )
     finally:
         for worker in workers:
             worker.stop()
@@ -60,5 +65,9 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
     assert {*listed, "other"} <= set(api)
     assert all("channel" not in s for s in api.values())
     assert [s["queue"] for s in one] == [listed[0]]
+    # the CSV has the JSON's rows and values (an as_of apart: two requests)
+    assert {r["queue"] for r in table} == set(api)
+    for r in table:
+        assert int(r["volume.tickets"]) == api[r["queue"]]["volume"]["tickets"]
     every = sum(reference[(q, "24h")]["volume"]["tickets"] for q in stream.queues)
     assert every == reference[("all", "24h")]["volume"]["tickets"], "queues partition the contacts"
