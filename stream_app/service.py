@@ -270,6 +270,10 @@ class CxService:
                 if window not in windows:
                     return self.error(400, f"unknown window {window!r}")
                 channels = [c for c in (request.query.get("channels") or "").split(",") if c]
+                by = request.query.get("by") or "channel"
+                if by not in ("channel", "queue"):
+                    return self.error(400, f"by must be channel or queue (got {by!r})")
+                queues = [q for q in (request.query.get("queues") or "").split(",") if q]
                 response = aiohttp_web.StreamResponse(
                     headers={
                         "Content-Type": "text/event-stream",
@@ -281,7 +285,7 @@ class CxService:
                 await response.write(f"retry: {RECONNECT_MS}\n\n".encode())
                 try:
                     while not service.app.should_stop:
-                        payload = service.board(window, channels)
+                        payload = service.board(window, channels, by, queues)
                         await response.write(sse_event("board", orjson.dumps(payload)))
                         await asyncio.sleep(PUSH_INTERVAL_S)
                 except (ConnectionResetError, asyncio.CancelledError):
@@ -553,7 +557,9 @@ class CxService:
         cx.metrics, cx.alerts); its start time before any."""
         return max([self.last_output_ms, *self.last_merged.values()]) or self.started_ms
 
-    def board(self, window: str, channels: list[str]) -> dict[str, Any]:
+    def board(
+        self, window: str, channels: list[str], by: str = "channel", queues: list[str] | None = None
+    ) -> dict[str, Any]:
         data_at = self.data_at()
         return board(
             self.all_snapshots().values(),
@@ -566,6 +572,8 @@ class CxService:
             timezone=self.settings.timezone,
             min_sample=self.settings.min_sample,
             rules=self.settings.alert_rules,
+            by=by,
+            queues=queues,
         )
 
     async def _publish_snapshots(self) -> None:

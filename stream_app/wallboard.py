@@ -18,6 +18,7 @@ from typing import Any
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.live_queue import LiveFigures
 from stream_app.core.measures import METRICS, measure
+from stream_app.core.queues import OTHER, PREFIX, is_queue, queue_name
 from stream_app.core.rules import Rule
 from stream_app.core.scoreboard import ALL
 from stream_app.core.timeutil import format_ms, parse_rfc3339_ms
@@ -70,20 +71,34 @@ def board(
     timezone: str,
     min_sample: int = 30,
     rules: tuple[Rule, ...] = (),
+    by: str = "channel",
+    queues: list[str] | None = None,
 ) -> dict[str, Any]:
     """One push: the snapshots of `window` (with when each was last updated) and active alerts.
 
     `rows` pairs each snapshot with the wall-clock ms its data last moved;
     `data_at_ms` is when the newest data this worker shows was written to Kafka.
+    `by="queue"` shows the queue rows (of `queues` only, when given: a team's screen)
+    under the `all` row instead of the channels. Every row has a `label` to show.
     """
-    wanted = None if not channels else set(channels)
+    if by == "queue":
+        wanted = {ALL, *(PREFIX + q for q in queues)} if queues else None
+
+        def shown(series: str) -> bool:
+            return series == ALL or (is_queue(series) and (wanted is None or series in wanted))
+    else:
+        wanted = None if not channels else set(channels)
+
+        def shown(series: str) -> bool:
+            return not is_queue(series) and (wanted is None or series in wanted)
+
     scores = [
-        {**snap, "updated_ms": updated}
+        {**snap, "updated_ms": updated, "label": _label(snap["channel"])}
         for snap, updated in rows
-        if snap["window"] == window and (wanted is None or snap["channel"] in wanted)
+        if snap["window"] == window and shown(snap["channel"])
     ]
-    scores.sort(key=lambda s: (s["channel"] != ALL, s["channel"]))
-    alerts = [a for a in firing if wanted is None or a.get("channel") in wanted]
+    scores.sort(key=lambda s: (s["channel"] != ALL, s["channel"] == PREFIX + OTHER, s["channel"]))
+    alerts = [a for a in firing if shown(str(a.get("channel")))]
     stale = now_ms - data_at_ms > BOARD_STALE_AFTER_MS
     live_rules = [r for r in rules if r.kind == "threshold" and METRICS[r.metric].kind == "gauge"]
     return {
@@ -92,6 +107,7 @@ def board(
         "timezone": timezone,
         "window": window,
         "windows": list(windows),
+        "by": by,
         "scores": scores,
         "alerts": alerts,
         "row_stale_after_ms": ROW_STALE_AFTER_MS,
@@ -101,6 +117,11 @@ def board(
         #: SLA view colours: channel → live metric → worst severity of a threshold rule it is beyond now
         "live_marks": {s["channel"]: live_marks(s, live_rules) for s in scores if "live" in s},
     }
+
+
+def _label(series: str) -> str:
+    """What a row is called on the screen: the channel, or the queue's name."""
+    return queue_name(series) if is_queue(series) else series
 
 
 _RANK = {"info": 0, "warning": 1, "critical": 2}

@@ -43,9 +43,12 @@ def records(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bytes |
     return [(topic, str(ev[KEY[topic]]).encode(), encode(ev)) for topic, ev in events]
 
 
-def seed_mix(ch: str, t: int) -> list[tuple[str, dict[str, Any]]]:
-    """Seed 004's examples plus tickets and chats with known timings."""
+def seed_mix(ch: str, t: int, queue: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Seed 004's examples plus tickets and chats with known timings (all in `queue`
+    when given)."""
     out: list[tuple[str, dict[str, Any]]] = []
+    if queue is not None:
+        return [(topic, {**ev, "queue": queue}) for topic, ev in seed_mix(ch, t)]
     for i in range(100):  # 60 of 100 satisfied → CSAT 0.60
         out.append(("cx.surveys", survey("csat", 5 if i < 60 else 2, t - i * 1000, ch)))
     for i in range(100):  # 50 promoters, 27 detractors → NPS 23

@@ -17,6 +17,8 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "dashboards" / "cx-stream.json"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 SEL = 'channel=~"$channel", window="$window"'
+#: Queue series carry `queue` instead of `channel` (STREAM_APP_QUEUES, SPEC §4).
+QSEL = 'queue=~"$queue", window="$window"'
 
 # (title, unit, targets as (expr, legend), min, max)
 Panel = tuple[str, str, list[tuple[str, str]], float | None, float | None]
@@ -29,6 +31,13 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ("CSAT responses", "short", [(f"cx_csat_responses{{{SEL}}}", "{{channel}}")], 0, None),
             ("NPS", "none", [(f"cx_nps_score{{{SEL}}}", "{{channel}}")], -100, 100),
             ("NPS responses", "short", [(f"cx_nps_responses{{{SEL}}}", "{{channel}}")], 0, None),
+            (
+                "Survey response rate (answered / offered)",
+                "percentunit",
+                [(f"cx_survey_response_ratio{{{SEL}}}", "{{channel}}")],
+                0,
+                1,
+            ),
             ("CES (share agreeing)", "percentunit", [(f"cx_ces_agree_ratio{{{SEL}}}", "{{channel}}")], 0, 1),
             (
                 "CES mean score and responses",
@@ -169,6 +178,13 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
             ("Chat abandonment", "percentunit", [(f"cx_abandoned_ratio{{{SEL}}}", "{{channel}}")], 0, 1),
             (
+                "Service level (chats answered within the threshold)",
+                "percentunit",
+                [(f"cx_service_level_ratio{{{SEL}}}", "{{channel}}")],
+                0,
+                1,
+            ),
+            (
                 "Volume: contacts ($window)",
                 "short",
                 [(f"cx_contacts{{{SEL}}}", "{{kind}} {{channel}}")],
@@ -179,6 +195,49 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 "Backlog: open tickets now",
                 "short",
                 [('cx_open_tickets{channel=~"$channel"}', "{{channel}}")],
+                0,
+                None,
+            ),
+        ],
+    ),
+    (
+        "Queues ($window; $queue)",
+        [
+            ("CSAT by queue", "percentunit", [(f"cx_csat_ratio{{{QSEL}}}", "{{queue}}")], 0, 1),
+            (
+                "Service level by queue",
+                "percentunit",
+                [(f"cx_service_level_ratio{{{QSEL}}}", "{{queue}}")],
+                0,
+                1,
+            ),
+            (
+                "First-response SLA attainment by queue (tickets)",
+                "percentunit",
+                [
+                    (
+                        f'cx_sla_attainment_ratio{{{QSEL}, target="first_response", kind="ticket"}}',
+                        "{{queue}}",
+                    )
+                ],
+                0,
+                1,
+            ),
+            (
+                "Survey response rate by queue",
+                "percentunit",
+                [(f"cx_survey_response_ratio{{{QSEL}}}", "{{queue}}")],
+                0,
+                1,
+            ),
+            ("Contacts by queue", "short", [(f"cx_contacts{{{QSEL}}}", "{{kind}} {{queue}}")], 0, None),
+            (
+                "Live queue by queue: open tickets and chats waiting now",
+                "short",
+                [
+                    ('cx_open_tickets{queue=~"$queue"}', "open tickets {{queue}}"),
+                    ('cx_chats_waiting{queue=~"$queue"}', "chats waiting {{queue}}"),
+                ],
                 0,
                 None,
             ),
@@ -318,7 +377,22 @@ def _variables() -> list[dict[str, Any]]:
             "refresh": 2,
             "multi": True,
             "includeAll": True,
-            "allValue": ".*",
+            # ".+", not ".*": queue series have no channel label and must not join these panels
+            "allValue": ".+",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "sort": 1,
+        },
+        {
+            "name": "queue",
+            "label": "Queue",
+            "type": "query",
+            "datasource": DATASOURCE,
+            "query": {"query": "label_values(cx_contacts, queue)", "refId": "queue"},
+            "definition": "label_values(cx_contacts, queue)",
+            "refresh": 2,
+            "multi": True,
+            "includeAll": True,
+            "allValue": ".+",
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
             "sort": 1,
         },
@@ -371,7 +445,8 @@ def build() -> dict[str, Any]:
     return {
         "uid": "cx-stream",
         "title": "CX stream",
-        "description": "CX scores per channel and window, from the CX stream workers' /metrics.",
+        "description": "CX scores per channel (and per queue, with STREAM_APP_QUEUES) and window,"
+        " from the CX stream workers' /metrics.",
         "tags": ["cx-stream"],
         "timezone": "browser",
         "editable": False,

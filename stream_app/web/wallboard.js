@@ -1,11 +1,14 @@
 // CX stream wallboard: renders the `board` events pushed by /api/v1/stream.
-// No build step, no dependencies. URL parameters: ?window=1h&channels=chat,email&view=sla
+// No build step, no dependencies. URL parameters: ?window=1h&channels=chat,email&view=sla,
+// and ?by=queue (queue rows instead of channels) with an optional &queues=billing,vip (a team's screen).
 "use strict";
 
 const params = new URLSearchParams(location.search);
 // `scores` (CSAT, NPS, ...) or `sla` (the live queue: breaching now, about to breach, oldest waiting)
 let view = params.get("view") === "sla" ? "sla" : "scores";
 const onlyChannels = params.get("channels") || "";
+const by = params.get("by") === "queue" ? "queue" : "channel";
+const onlyQueues = params.get("queues") || "";
 let windowName = params.get("window") || "";
 let source = null;
 let lastMessageAt = 0; // browser clock, ms
@@ -24,6 +27,16 @@ const COLUMNS = [
     extra: (s) => (s.ces.mean == null ? "" : ` · avg ${s.ces.mean.toFixed(1)}`),
   },
   { id: "fcr", value: (s) => s.fcr.value, n: (s) => s.fcr.n, ci: (s) => s.fcr.ci95, format: percent, better: +1 },
+  {
+    // chats answered within the service-level threshold (short abandons left out)
+    id: "svl", value: (s) => (s.service_level ? s.service_level.value : null), n: (s) => (s.service_level ? s.service_level.n : null),
+    ci: (s) => s.service_level && s.service_level.ci95, format: percent, better: +1, noTrend: true,
+  },
+  {
+    // of the surveys offered in the window, the share answered so far
+    id: "rr", value: (s) => (s.response_rate ? s.response_rate.value : null), n: (s) => (s.response_rate ? s.response_rate.n : null),
+    ci: (s) => s.response_rate && s.response_rate.ci95, format: percent, better: +1, noTrend: true,
+  },
   {
     // Tickets (hours) and chats (seconds) are never mixed: the row shows the kind
     // with more first responses in the window, and says which.
@@ -63,7 +76,7 @@ for (const column of SLA_COLUMNS) column.noTrend = true; // live figures: no pre
 const ALERT_COLUMN = {
   csat: "csat", nps: "nps", ces: "ces", ces_mean: "ces", fcr: "fcr",
   first_response_mean: "frt", first_response_p50: "frt", first_response_p90: "frt",
-  sla_first_response: "frt", open_tickets: "backlog",
+  sla_first_response: "frt", open_tickets: "backlog", service_level: "svl", response_rate: "rr",
   chat_first_response_mean: "frt", chat_first_response_p50: "frt", chat_first_response_p90: "frt",
   sla_chat_first_response: "frt",
   volume_tickets: "volume", volume_chats: "volume", volume_surveys: "volume",
@@ -166,8 +179,10 @@ function row(snap, board, marks) {
   const cells = view === "sla"
     ? SLA_COLUMNS.map((c) => cell(c, snap, slaSeverity(c, snap, board), board.min_sample || 0)).join("")
     : COLUMNS.map((c) => cell(c, snap, marks[c.id], board.min_sample || 0)).join("");
-  return `<tr class="${snap.channel === "all" ? "rollup" : ""}${stale ? " stale" : ""}" data-channel="${escapeHtml(snap.channel)}">
-    <td class="channel ${channelState}"><div class="name" title="${escapeHtml(snap.channel)}">${escapeHtml(snap.channel)}</div>${note}</td>${cells}</tr>`;
+  const label = snap.label || snap.channel;
+  const queue = snap.channel.startsWith("queue:") ? ` data-queue="${escapeHtml(label)}"` : "";
+  return `<tr class="${snap.channel === "all" ? "rollup" : ""}${stale ? " stale" : ""}" data-channel="${escapeHtml(snap.channel)}"${queue}>
+    <td class="channel ${channelState}"><div class="name" title="${escapeHtml(label)}">${escapeHtml(label)}</div>${note}</td>${cells}</tr>`;
 }
 
 function renderBanner(alerts) {
@@ -198,8 +213,8 @@ function renderHead() {
   head.dataset.view = view;
   if (!head.dataset.scores) head.dataset.scores = head.innerHTML;
   head.innerHTML = view === "sla"
-    ? `<tr><th class="channel">Channel</th>${SLA_COLUMNS.map((c) => `<th data-column="${c.id}">${escapeHtml(c.title)}</th>`).join("")}</tr>`
-    : head.dataset.scores;
+    ? `<tr><th class="channel">${by === "queue" ? "Queue" : "Channel"}</th>${SLA_COLUMNS.map((c) => `<th data-column="${c.id}">${escapeHtml(c.title)}</th>`).join("")}</tr>`
+    : head.dataset.scores.replace(">Channel<", by === "queue" ? ">Queue<" : ">Channel<");
   for (const b of document.querySelectorAll("#views button")) b.setAttribute("aria-pressed", String(b.dataset.view === view));
 }
 
@@ -217,7 +232,7 @@ function render(board) {
   const rows = board.scores.map((s) => row(s, board, marks[s.channel] || {})).join("");
   document.documentElement.style.setProperty("--rows", String(Math.max(board.scores.length, 4) + 0.6 * board.alerts.length));
   document.getElementById("rows").innerHTML =
-    rows || `<tr><td colspan="8" class="empty">no channels with figures yet</td></tr>`;
+    rows || `<tr><td colspan="10" class="empty">no ${by === "queue" ? "queues" : "channels"} with figures yet</td></tr>`;
   renderBanner(board.alerts);
   document.getElementById("clock").textContent = timeOf(board.now_ms);
   document.getElementById("footer").textContent = view === "sla"
@@ -246,6 +261,8 @@ function connect() {
   const query = new URLSearchParams();
   if (windowName) query.set("window", windowName);
   if (onlyChannels) query.set("channels", onlyChannels);
+  if (by === "queue") query.set("by", "queue");
+  if (onlyQueues) query.set("queues", onlyQueues);
   source = new EventSource(`/api/v1/stream?${query}`);
   source.addEventListener("board", (event) => {
     lastMessageAt = Date.now();

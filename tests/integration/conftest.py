@@ -16,7 +16,16 @@ import pytest
 
 from stream_app.embedded_broker import EmbeddedBroker
 from tests.factories import encode, survey
-from tests.integration.harness import RUN, LocalKafka, WorkerProcess, channel, metric_value, produce, run_sync
+from tests.integration.harness import (
+    GRAFANA_QUEUE,
+    RUN,
+    LocalKafka,
+    WorkerProcess,
+    channel,
+    metric_value,
+    produce,
+    run_sync,
+)
 
 OUTPUT = Path(os.environ.get("STREAM_APP_TEST_OUTPUT", "test-output"))
 
@@ -58,7 +67,7 @@ def _wait_ready(worker: WorkerProcess, bootstrap: str, probe_channel: str) -> No
 
 @pytest.fixture(scope="session")
 def worker(bootstrap: str, workdir: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(bootstrap, workdir, f"cx-test-{RUN}")
+    process = WorkerProcess(bootstrap, workdir, f"cx-test-{RUN}", STREAM_APP_QUEUES=GRAFANA_QUEUE)
     process.start()
     try:
         _wait_ready(process, bootstrap, channel("probe"))

@@ -34,6 +34,9 @@ def channel(name: str) -> str:
     return f"{name}_{RUN}"
 
 
+#: The queue the shared worker reports (STREAM_APP_QUEUES): the Grafana test's queue panels.
+GRAFANA_QUEUE = f"grafana_q_{RUN}"
+
 TEST_CHANNELS = [
     channel(n)
     for n in (
@@ -59,6 +62,8 @@ TEST_CHANNELS = [
         "wb_sla",
         "business",
         "business_daily",
+        "wb_queue",
+        "wb_queue2",
     )
 ]
 

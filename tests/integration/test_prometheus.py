@@ -20,7 +20,16 @@ import pytest
 import yaml
 
 from tests.factories import event, now_ms, records, seed_mix
-from tests.integration.harness import RUN, WorkerProcess, channel, free_port, metric_value, produce, run_sync
+from tests.integration.harness import (
+    GRAFANA_QUEUE,
+    RUN,
+    WorkerProcess,
+    channel,
+    free_port,
+    metric_value,
+    produce,
+    run_sync,
+)
 
 pytestmark = pytest.mark.integration
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -113,7 +122,8 @@ def dashboard_queries(ch: str) -> list[str]:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     filled: list[str] = []
     for expr in exprs:
-        expr = expr.replace("$channel", ch).replace("$__rate_interval", "1m").replace("$__range", "5m")
+        expr = expr.replace("$channel", ch).replace("$queue", GRAFANA_QUEUE)
+        expr = expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
         filled.extend(sorted({expr.replace("$window", w) for w in WINDOWS}))
     assert not [e for e in filled if "$" in e], "a dashboard variable this test does not fill in"
     return filled
@@ -124,8 +134,17 @@ def test_dashboard_queries_and_alert_rules_on_a_real_prometheus(
 ) -> None:
     ch = channel("grafana")
     # the seed mix, and a chat still waiting (the live queue's "longest wait" panel)
-    waiting = ("cx.chats", event("chat.started", now_ms() - 30_000, ch, chat_id=f"{ch}-waiting"))
-    run_sync(produce(bootstrap, records([*seed_mix(ch, now_ms()), waiting])))
+    waiting = (
+        "cx.chats",
+        event("chat.started", now_ms() - 30_000, ch, chat_id=f"{ch}-waiting", queue=GRAFANA_QUEUE),
+    )
+    # surveys sent and not answered (yet): the response-rate panels
+    offers = [
+        ("cx.surveys", event("survey.offered", now_ms() - 60_000, ch, response_id=f"{ch}-o{i}", survey="csat",
+                             queue=GRAFANA_QUEUE))
+        for i in range(10)
+    ]  # fmt: skip
+    run_sync(produce(bootstrap, records([*seed_mix(ch, now_ms(), GRAFANA_QUEUE), waiting, *offers])))
     worker.wait_until(
         lambda: metric_value(worker.metrics(), "cx_contacts", channel=ch, window="15m", kind="chat") == 13,
         60,
@@ -142,6 +161,8 @@ def test_dashboard_queries_and_alert_rules_on_a_real_prometheus(
     assert empty == [], "dashboard queries that return no data"
     channels = prometheus.api("/api/v1/label/channel/values", **{"match[]": "cx_contacts"})
     assert ch in channels  # the dashboard's $channel variable: label_values(cx_contacts, channel)
+    queues = prometheus.api("/api/v1/label/queue/values", **{"match[]": "cx_contacts"})
+    assert GRAFANA_QUEUE in queues  # the $queue variable: label_values(cx_contacts, queue)
 
     groups = prometheus.api("/api/v1/rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]

@@ -103,6 +103,8 @@ def expected_cells(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "nps": (snap["nps"]["value"], snap["nps"]["n"], lambda v: str(js_round(v))),
         "ces": (snap["ces"]["value"], snap["ces"]["n"], percent),
         "fcr": (snap["fcr"]["value"], snap["fcr"]["n"], percent),
+        "svl": (snap["service_level"]["value"], snap["service_level"]["n"], percent),
+        "rr": (snap["response_rate"]["value"], snap["response_rate"]["n"], percent),
         "frt": (frt["p90"], frt["n"], duration),
         "backlog": (snap["open_tickets"], None, str),
         "volume": (volume, None, str),
@@ -356,4 +358,106 @@ def test_sla_view_in_a_real_browser(browser: Any, start_worker: Any, bootstrap: 
     )
     assert clipped == [], "figures that do not fit their cells"
     page.screenshot(path=str(workdir / "wallboard-sla.png"))
+    assert errors == []
+
+
+def test_queue_view_in_a_real_browser(browser: Any, start_worker: Any, bootstrap: str, workdir: Path) -> None:
+    """?by=queue: queue rows (across channels) under `all`, each equal to
+    /api/v1/scores?queue=...; &queues= narrows it to a team's queues."""
+    ch, other_ch = channel("wb_queue"), channel("wb_queue2")
+    billing, tech = f"billing_{RUN}", f"tech_{RUN}"
+    queue_worker: WorkerProcess = start_worker(
+        f"cx-wallboard-queues-{RUN}", channel("probe"), STREAM_APP_QUEUES=f"{billing},{tech}"
+    )
+    t = now_ms()
+    events: list[tuple[str, dict[str, Any]]] = []
+    for i in range(40):  # CSAT across two channels; one in four unrouted (other)
+        queue = [billing, tech, billing, None][i % 4]
+        extra = {"queue": queue} if queue else {}
+        rid = f"{ch}-r{i}"
+        at = t - (i + 1) * MINUTE_MS // 2
+        events.append(
+            (
+                "cx.surveys",
+                event(
+                    "survey.offered",
+                    at - 5000,
+                    ch if i % 2 else other_ch,
+                    response_id=rid,
+                    survey="csat",
+                    **extra,
+                ),
+            )
+        )
+        if i % 3:
+            events.append(
+                (
+                    "cx.surveys",
+                    survey("csat", 2 + i % 4, at, ch if i % 2 else other_ch, response_id=rid, **extra),
+                )
+            )
+    for i in range(12):  # chats: answered in 20 s or 90 s, or abandoned after 30 s
+        cid, start = f"{ch}-c{i}", t - (20 - i) * MINUTE_MS
+        extra = {"queue": billing if i % 2 else tech}
+        events.append(("cx.chats", event("chat.started", start, ch, chat_id=cid, **extra)))
+        if i % 3 == 2:
+            events.append(
+                ("cx.chats", event("chat.ended", start + 30_000, ch, chat_id=cid, resolved=False, **extra))
+            )
+        else:
+            events.append(
+                (
+                    "cx.chats",
+                    event(
+                        "chat.agent_joined", start + (20_000 if i % 3 else 90_000), ch, chat_id=cid, **extra
+                    ),
+                )
+            )
+    run_sync(produce(bootstrap, records(events)))
+
+    def api() -> dict[str, dict[str, Any]]:
+        return {s["queue"]: s for s in queue_worker.scores(by="queue", window=WINDOW)}
+
+    queue_worker.wait_until(
+        lambda: (
+            api().get(billing, {}).get("csat", {}).get("n") == 13
+            and api().get(tech, {}).get("service_level", {}).get("n") == 6
+        ),
+        60,
+        "queue figures in /api/v1/scores",
+    )
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{queue_worker.url}/wallboard?by=queue&window={WINDOW}")
+    page.wait_for_selector(f'tr[data-queue="{billing}"] td[data-metric="csat"]', timeout=30_000)
+    deadline = time.monotonic() + 15
+    while True:
+        expected = {
+            f"queue:{q}": expected_cells(s) for q, s in api().items() if q in (billing, tech, "other")
+        }
+        cells = shown(page)
+        got = {
+            row: {m: {k: c[k] for k in ("value", "n", "text")} for m, c in cells.get(row, {}).items()}
+            for row in expected
+        }
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert got == expected
+    names = page.eval_on_selector_all("#rows tr td.channel .name", "els => els.map(e => e.textContent)")
+    assert names[0] == "all" and names[-1] == "other" and {billing, tech} <= set(names)
+    assert page.eval_on_selector("#head th.channel", "th => th.textContent") == "Queue"
+    page.screenshot(path=str(workdir / "wallboard-queues.png"))
+    # a team's screen: only its queues (and the all row)
+    page.goto(f"{queue_worker.url}/wallboard?by=queue&window={WINDOW}&queues={tech}")
+    page.wait_for_selector(f'tr[data-queue="{tech}"]', timeout=30_000)
+    time.sleep(1.5)
+    names = page.eval_on_selector_all("#rows tr td.channel .name", "els => els.map(e => e.textContent)")
+    assert names == ["all", tech]
+    clipped = page.eval_on_selector_all(
+        "#rows td[data-metric]",
+        "tds => tds.filter(td => td.scrollWidth > td.clientWidth).map(td => td.dataset.metric)",
+    )
+    assert clipped == [], "figures that do not fit their cells"
     assert errors == []
