@@ -64,14 +64,25 @@ class Dataset:
     surveys: int
 
 
-def make_events(count: int, seed: int, end_ms: int, span_ms: int = SPAN_MS) -> Dataset:
+def bench_queues(count: int) -> list[str]:
+    """The queues of `--queues N`: q0 … q{N-1}."""
+    return [f"q{i}" for i in range(count)]
+
+
+def make_events(count: int, seed: int, end_ms: int, span_ms: int = SPAN_MS, queues: int = 0) -> Dataset:
     """`count` events of the bench mix with event times in [end - span, end], in time order.
 
     Contacts start across the span; their events after `end` are dropped (those
     contacts are still in progress). Passes repeat until there are enough events.
+    With `queues`, every channel's contacts are spread evenly over that many queues.
     """
+    routing = {c: [(q, 1.0) for q in bench_queues(queues)] for c in DEFAULT_CHANNELS} if queues else None
     generator = Generator(
-        seed, list(DEFAULT_CHANNELS), profiles=BENCH_PROFILES, survey_rate=BENCH_SURVEY_RATE
+        seed,
+        list(DEFAULT_CHANNELS),
+        profiles=BENCH_PROFILES,
+        survey_rate=BENCH_SURVEY_RATE,
+        queues=routing,
     )
     timed: list[tuple[int, Record]] = []
     step = span_ms / max(count / 4.0, 1.0)  # about 4-5 events per contact
@@ -262,7 +273,7 @@ class ServiceRun:
 
 
 class Worker:
-    def __init__(self, bootstrap: str, broker_kind: str, workdir: Path, store: str) -> None:
+    def __init__(self, bootstrap: str, broker_kind: str, workdir: Path, store: str, queues: int = 0) -> None:
         from stream_app.embedded_broker import free_port
 
         self.port = free_port()
@@ -277,6 +288,8 @@ class Worker:
             "STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, PROBE_CHANNEL]),
             "STREAM_APP_LOG_LEVEL": "warning",
         }
+        if queues:
+            env["STREAM_APP_QUEUES"] = ",".join(bench_queues(queues))
         self.log = workdir / "worker.log"
         command = [sys.executable, "-m", "stream_app", "worker"]
         self.profiling = bool(profile := os.environ.get("CX_BENCH_PYSPY"))
@@ -428,6 +441,7 @@ class Report:
     service_vs_limit: float
     service_vs_baseline: float
     store: str
+    queues: int = 0
 
 
 def run_bench(args: argparse.Namespace) -> Report:
@@ -436,7 +450,7 @@ def run_bench(args: argparse.Namespace) -> Report:
     try:
         print(f"broker: {broker_label}; work files in {workdir}", flush=True)
         asyncio.run(create_topics(bootstrap))
-        data = make_events(args.events, args.seed, int(time.time() * 1000) - MINUTE_MS)
+        data = make_events(args.events, args.seed, int(time.time() * 1000) - MINUTE_MS, queues=args.queues)
         produced = asyncio.run(produce_all(bootstrap, data.records))
         print(f"produced {len(data.records):,} events at {produced:,.0f} ev/s", flush=True)
         limit = asyncio.run(measure_limit(bootstrap, len(data.records)))
@@ -446,7 +460,7 @@ def run_bench(args: argparse.Namespace) -> Report:
         else:
             baseline = measure_baseline(bootstrap, len(data.records), broker_kind, workdir, args.timeout)
         print(f"baseline: {baseline:,.0f} ev/s", flush=True)
-        worker = Worker(bootstrap, broker_kind, workdir, args.store)
+        worker = Worker(bootstrap, broker_kind, workdir, args.store, args.queues)
         try:
             service = measure_service(worker, data, args.timeout)
             print(f"service:  {service.events_per_s:,.0f} ev/s", flush=True)
@@ -477,6 +491,7 @@ def run_bench(args: argparse.Namespace) -> Report:
             service_vs_limit=round(service.events_per_s / limit, 3),
             service_vs_baseline=round(service.events_per_s / baseline, 1) if baseline == baseline else 0.0,
             store=args.store,
+            queues=args.queues,
         )
     finally:
         stop_broker()
@@ -567,6 +582,12 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--latency-seconds", type=float, default=20, help="length of the latency phase")
     bench.add_argument("--store", default="rocksdb://", help="the worker's STREAM_APP_STORE")
     bench.add_argument("--seed", type=int, default=7)
+    bench.add_argument(
+        "--queues",
+        type=int,
+        default=0,
+        help="spread contacts over N queues, all reported (STREAM_APP_QUEUES)",
+    )
     bench.add_argument("--timeout", type=float, default=1800, help="give up on a contender after this (s)")
     bench.add_argument("--json", help="also write the figures to this file")
     bench.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) Faust baseline")
