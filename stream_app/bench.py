@@ -550,7 +550,7 @@ def format_report(report: Report) -> str:
     rss = ", ".join(f"{events:,}: {mb:.0f}" for events, mb in report.rss_mb_at)
     lines = [
         f"CX stream bench: {report.broker}, {report.events:,} events ({mix}), 9 channels,"
-        f" store {report.store}",
+        f"{f' {report.queues} queues,' if report.queues else ''} store {report.store}",
         f"  1. limit     aiokafka consume + orjson decode         {report.limit_events_per_s:>10,} ev/s",
         f"  2. baseline  Faust, per-event tumbling-table update   {report.baseline_events_per_s:>10,} ev/s",
         f"  3. service   whole pipeline, first record → /metrics  {report.service_events_per_s:>10,} ev/s"
