@@ -304,6 +304,8 @@ class Generator:
         #: about `survey_rate`); without it only the answers are sent.
         self.offers = offers
         self._contact_queue: str | None = None
+        #: The agent of the contact being planned: its survey names them (agent figures).
+        self._contact_agent: str | None = None
         self.profiles = profiles or PROFILES
         #: Share of finished contacts that get a survey answer.
         self.survey_rate = survey_rate
@@ -462,6 +464,7 @@ class Generator:
 
     def _route(self, channel: str) -> None:
         """Pick the queue of the contact being planned (its events, survey and offer name it)."""
+        self._contact_agent = None
         choices = self.queues.get(channel)
         if not choices:
             self._contact_queue = None
@@ -643,6 +646,7 @@ class Generator:
             return None  # over before the service started: never seen
         tid = self._id("t")
         agent = f"a{1 + int(rnd.random() * 40)}"
+        self._contact_agent = agent
         for at, kind, status in plan:
             event: dict[str, Any] = {"ticket_id": tid, "channel": channel, "event_type": kind}
             if kind == "ticket.created":
@@ -709,6 +713,7 @@ class Generator:
         moved = answer + int((end - answer) * rnd.uniform(0.2, 0.8)) if transferred else None
         resolved = rnd.random() < LIVE_RESOLVED
         agent = f"a{41 + int(rnd.random() * 80)}"
+        self._contact_agent = agent
         if since is None or end >= since:  # in progress at since: its whole history
             cid = self._id("c")
             self._chat_event(t, cid, channel, "chat.started")
@@ -740,6 +745,8 @@ class Generator:
         if self.offers:  # the invitation went out when the contact ended, before the answer
             self._offer(channel, t - self.extra_random.randint(5_000, 50_000), rid, kind)
         event = {"response_id": rid, "channel": channel, "event_type": "survey.submitted", "survey": kind}
+        if self._contact_agent is not None:
+            event["agent_id"] = self._contact_agent
         self._emit(t, "cx.surveys", rid, {**event, "score": score})
 
     def due(self, now_ms: int) -> Iterator[Record]:

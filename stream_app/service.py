@@ -35,8 +35,11 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream_app import __version__, http_auth
+from stream_app.agent_view import PUBLISH_INTERVAL_S as AGENTS_PUBLISH_INTERVAL_S
+from stream_app.agent_view import AgentView, agents_topic
 from stream_app.config import Settings
 from stream_app.core import alerts
+from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
 from stream_app.core.queues import internal, is_queue, public, queue_name, select_snapshots
@@ -148,6 +151,9 @@ class CxService:
             data_age=lambda: (now_ms() - self.data_at()) / 1000,
             build={"version": __version__, "processing_guarantee": settings.guarantee},
         )
+        self.agent_view = AgentView()
+        #: series (channel, queue, agent) → its partials partition (whose stream may delete its records)
+        self.series_partition: dict[str, int] = {}
         self.stage = IntakeStage(settings, self.intake, self.instruments, self._partials_sent)
         self.app = self._build_app()
 
@@ -194,6 +200,9 @@ class CxService:
         self.partials_topic = raw_topic(partials_topic(s.app_id), internal=True)
         self.metrics_topic = raw_topic(METRICS_TOPIC, config={"cleanup.policy": "compact"})
         self.alerts_topic = raw_topic(ALERTS_TOPIC)
+        self.agents_topic = raw_topic(
+            agents_topic(s.app_id), internal=True, config={"cleanup.policy": "compact"}
+        )
         self.scores = replayed_table(app, "scores", parts)
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
@@ -204,6 +213,7 @@ class CxService:
         app.agent(self.partials_topic, name="merge")(self._merge_agent)
         app.timer(s.flush_interval_ms / 1000)(self._send_heartbeats)
         app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
+        app.timer(AGENTS_PUBLISH_INTERVAL_S)(self._publish_agents)
         app.task(self._follow_outputs)
         app.task(self._run_intake)
         if s.alert_webhook:
@@ -257,6 +267,19 @@ class CxService:
                 raw: Any = response
                 raw.headers["Content-Disposition"] = 'inline; filename="cx-scores.csv"'
                 return response
+
+        @app.page("/api/v1/agents")
+        class AgentsView(View):
+            """Per-agent figures (JSON only: never Prometheus labels, SPEC §4)."""
+
+            async def get(self, request: Request) -> Response:
+                if refusal := denied(self, request):
+                    return refusal
+                try:
+                    found = service.agents_for(request.query)
+                except ValueError as exc:
+                    return self.error(400, str(exc))
+                return self.bytes(orjson.dumps(found), content_type="application/json")
 
         @app.page("/api/v1/stream")
         class StreamView(View):
@@ -438,10 +461,8 @@ class CxService:
                 self.scores[key] = {"p": partition, "o": offset, **agg.to_json()}
                 self.applied[key] = offset
             self._store_live(channel, fresh, partition, offset)
-            for bucket in self.scoreboard.take_dropped(channel):
-                key = f"{channel}|{bucket}"
-                self.scores.pop(key, None)
-                self.applied.pop(key, None)
+            self.series_partition[channel] = partition
+            self._delete_dropped(partition)
             now = now_ms()
             self.last_merged[channel] = max(
                 self.last_merged.get(channel, 0), written_ms((event.message.timestamp or 0) * 1000, now)
@@ -449,8 +470,21 @@ class CxService:
             # New data is evaluated at once (an alert should not wait for the next
             # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
             moved = bool(fresh.buckets) or bool(fresh.live)
+            if is_agent(channel):  # agent figures: the JSON API only, no rules
+                continue
             if moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
                 await self._evaluate_alerts(channel, now)
+
+    def _delete_dropped(self, partition: int) -> None:
+        """Delete the table records of buckets retention dropped, for every series of
+        this partials partition (the changelog record must go to its partition: hence
+        inside that partition's stream), quiet ones included: an agent who stopped
+        working leaves no records behind."""
+        for channel in [c for c in self.scoreboard.dropped if self.series_partition.get(c) == partition]:
+            for bucket in self.scoreboard.take_dropped(channel):
+                key = f"{channel}|{bucket}"
+                self.scores.pop(key, None)
+                self.applied.pop(key, None)
 
     def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
         """Write the live-queue chunks a partial changed to the scores table: one
@@ -502,6 +536,7 @@ class CxService:
                 continue
             applied[key] = int(value.get("o", -1))
             channel, _, suffix = key.partition("|")
+            self.series_partition[channel] = int(value["p"])
             if suffix.startswith(LIVE_PREFIX):
                 kind = suffix.split("|")[1]
                 times = {int(t): int(n) for t, n in value["t"].items()}
@@ -522,6 +557,7 @@ class CxService:
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
         forget_all(self.app, (self.scores, self.alert_states))
+        self.agent_view.forget_published()
         # Until recovery tells us what we own again, report nothing rather than stale figures.
         self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         self.applied = {}
@@ -587,6 +623,27 @@ class CxService:
             self.published[key] = (now, snap)
             await self.metrics_topic.send(key=f"{key[0]}/{key[1]}".encode(), value=orjson.dumps(public(snap)))
 
+    async def _publish_agents(self) -> None:
+        """The window aggregates of the agent series this worker owns, to `<app_id>-agents`."""
+        self.scoreboard.advance(now_ms())
+
+        async def send(key: bytes, value: bytes | None) -> None:
+            await self.agents_topic.send(key=key, value=value)
+
+        await self.agent_view.publish(self.scoreboard.agent_windows(), send)
+
+    def agents_for(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """`/api/v1/agents?window=&queue=`; ValueError names a query that cannot be met."""
+        windows = self.settings.windows
+        window = query.get("window") or ("1h" if "1h" in windows else windows[0])
+        if window not in windows:
+            raise ValueError(f"unknown window {window!r} (reported: {', '.join(windows)})")
+        queue = query.get("queue") or None
+        if queue is not None and not self.settings.queues:
+            raise ValueError("queue= needs STREAM_APP_QUEUES (no queue is reported)")
+        self.scoreboard.advance(now_ms())
+        return self.agent_view.query(self.scoreboard.agent_windows(), window, queue)
+
     async def _evaluate_alerts(self, channel: str, now: int) -> None:
         """Step every rule for one owned channel (inside its partials stream); publish changes."""
         self.last_evaluated[channel] = now
@@ -628,13 +685,18 @@ class CxService:
         )
         await consumer.start()
         try:
+            agents_name = agents_topic(self.settings.app_id)
             tps = [
                 *(await partitions_of(consumer, METRICS_TOPIC)),
                 *(await partitions_of(consumer, ALERTS_TOPIC)),
+                *(await partitions_of(consumer, agents_name)),
             ]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             async for record in consumer:
+                if record.topic == agents_name:
+                    self.agent_view.record(record.key, record.value)
+                    continue
                 written = written_ms(record.timestamp or 0, now_ms())
                 self.last_output_ms = max(self.last_output_ms, written)
                 if record.value is None:

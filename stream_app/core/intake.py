@@ -17,7 +17,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from stream_app.core import lifecycle
+from stream_app.core import agents, lifecycle
 from stream_app.core.aggregate import LIVE_KINDS, Fact, fact_delta
 from stream_app.core.formulas import SCALES, score_range
 from stream_app.core.lifecycle import Keep, LifecycleRules, State
@@ -180,6 +180,7 @@ class Intake:
         event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
         state = store.get(key) or {}
         queue_before = lifecycle.queue_of(kind, state)
+        roles_before = lifecycle.agents_of(kind, state)
         if kind == "survey":
             before = lifecycle.survey_facts(state)
             if event["event_type"] == "survey.offered":
@@ -203,11 +204,24 @@ class Intake:
             after = [*facts(state, self.rules), *now_live]
         store[key] = state
         delta = fact_delta(before, after)
+        queue_after = lifecycle.queue_of(kind, state)
+        extra: list[tuple[Fact, int]] = []
         if self.queues.enabled:
-            delta.extend(
-                self._queue_delta(before, queue_before, after, lifecycle.queue_of(kind, state), delta)
+            extra = self._queue_delta(before, queue_before, after, queue_after, delta)
+        roles_after = lifecycle.agents_of(kind, state)
+        if roles_before or roles_after:
+            extra.extend(
+                fact_delta(
+                    agents.credited(kind, before, roles_before, self._agent_queue(queue_before)),
+                    agents.credited(kind, after, roles_after, self._agent_queue(queue_after)),
+                )
             )
+        delta.extend(extra)
         return Accepted(self._held(delta, now_ms))
+
+    def _agent_queue(self, queue: str | None) -> str:
+        """The queue part of an agent series: the reported queue, '' without queues."""
+        return self.queues.label(queue) if self.queues.enabled else ""
 
     def _queue_delta(
         self,

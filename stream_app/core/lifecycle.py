@@ -70,6 +70,26 @@ def _latest(current: list[Any] | None, candidate: list[Any]) -> list[Any]:
     return current
 
 
+def agents_of(kind: str, state: State) -> dict[str, str]:
+    """Who is responsible for what (`agents.CREDITED` roles → agent id); a role whose
+    event named no agent is left out (never guessed)."""
+    roles: dict[str, str] = {}
+    if kind == "ticket":
+        for role, key in (("first", "ra"), ("resolver", "rv")):
+            found = state.get(key)
+            if found and found[2]:
+                roles[role] = str(found[2])
+    elif kind == "chat":
+        found = state.get("ag")
+        if found:
+            roles["agent"] = str(found[2])
+    else:
+        version = state.get("v")
+        if version and len(version) > 7 and version[7]:
+            roles["agent"] = str(version[7])
+    return roles
+
+
 def queue_of(kind: str, state: State) -> str | None:
     """The contact's queue (SPEC §4 dimensions): named by its latest event that names
     one; a survey response's by its counted version. None: no event named one."""
@@ -145,11 +165,13 @@ def apply_ticket_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
         replies = {(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)}
         replies.add((at_ms, digest))
         state["rp"] = [x for reply in sorted(replies)[:2] for x in reply]
+        state["ra"] = _earliest(state.get("ra"), [at_ms, digest, event.get("agent_id")])
     elif kind == "ticket.customer_replied":
         state["cu"] = _min(state.get("cu"), at_ms)
     elif kind == "ticket.resolved":
         first, last = state.get("rs") or (at_ms, at_ms)
         state["rs"] = [min(first, at_ms), max(last, at_ms)]
+        state["rv"] = _earliest(state.get("rv"), [at_ms, digest, event.get("agent_id")])
     elif kind == "ticket.reopened":
         times = sorted({*state.get("ro", []), at_ms})
         if len(times) > KEPT_REOPENS:
@@ -286,6 +308,8 @@ def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
         _started(state, "st", [at_ms, digest, event["channel"]])
     elif kind == "chat.agent_joined":
         state["jn"] = _min(state.get("jn"), at_ms)
+        if event.get("agent_id"):  # the agent who has the chat now (after a transfer: the last)
+            state["ag"] = _latest(state.get("ag"), [at_ms, digest, event["agent_id"]])
     elif kind == "chat.message" and event.get("sender") == "agent":
         state["am"] = _min(state.get("am"), at_ms)
     elif kind == "chat.transferred":
@@ -385,7 +409,7 @@ def became_incomplete(kind: str, before: State | None, after: State | None) -> b
 
 
 def survey_version(event: dict[str, Any], at_ms: int, scale: int) -> list[Any]:
-    """One version of a response: [time, event_id, channel, survey, score, scale, queue]."""
+    """One version of a response: [time, event_id, channel, survey, score, scale, queue, agent]."""
     return [
         at_ms,
         event["event_id"],
@@ -394,6 +418,7 @@ def survey_version(event: dict[str, Any], at_ms: int, scale: int) -> list[Any]:
         int(event["score"]),
         scale,
         event.get("queue"),
+        event.get("agent_id"),
     ]
 
 

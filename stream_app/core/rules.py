@@ -56,7 +56,10 @@ class Rule:
         return METRICS[self.metric].higher_is_better
 
     def applies_to(self, channel: str) -> bool:
-        """Does the rule watch this series (a channel, `all`, or `queue:<name>`)?"""
+        """Does the rule watch this series (a channel, `all`, or `queue:<name>`)? Agent
+        series never (agent figures are for the JSON API only)."""
+        if channel.startswith("agent:"):
+            return False
         if is_queue(channel):
             return self.queues is None or queue_name(channel) in self.queues
         if self.channels is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue
@@ -96,7 +97,7 @@ class Partials:
         if ready:
             rollup = ChannelPartial()
             for series, partial in ready.items():
-                if is_queue(series):
+                if is_queue(series) or is_agent(series):
                     continue
                 for kind, counts in partial.live.items():
                     for at_ms, amount in counts.items():
@@ -158,10 +159,15 @@ class Scoreboard:
         if self.timeline.bucket_of(now_ms) != self.timeline.bucket_of(self.now_ms):
             self.version += 1  # window edges move only at bucket boundaries
         self.now_ms = now_ms
+        quiet = []
         for channel, windows in self.channels.items():
             dropped = windows.advance(now_ms)
             if dropped:
                 self.dropped.setdefault(channel, []).extend(dropped)
+            if not windows.buckets and is_agent(channel):
+                quiet.append(channel)
+        for channel in quiet:  # memory follows the agents active within retention
+            del self.channels[channel]
 
     def take_dropped(self, channel: str) -> list[int]:
         return self.dropped.pop(channel, [])
@@ -173,7 +179,18 @@ class Scoreboard:
         self.version += 1
 
     def owned(self) -> list[str]:
-        return sorted(set(self.channels) | set(self.live))
+        """The channels and queues this process owns (agent series are not reported here)."""
+        return sorted(c for c in set(self.channels) | set(self.live) if not is_agent(c))
+
+    def agent_windows(self) -> dict[str, dict[str, Aggregate]]:
+        """Agent series this process owns → their window aggregates (non-empty ones)."""
+        found: dict[str, dict[str, Aggregate]] = {}
+        for key, windows in self.channels.items():
+            if is_agent(key):
+                held = {name: agg for name, agg in windows.windows.items() if not agg.is_empty()}
+                if held:
+                    found[key] = held
+        return found
 
     def figures(self, channel: str) -> LiveFigures:
         """The channel's live-queue gauges now."""

@@ -9,6 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream_app.core import agents
 from stream_app.core.business_hours import parse_schedules
 from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.replay import Replay
@@ -34,6 +35,8 @@ SCHEDULES = parse_schedules(
     }
 )
 RULES = LifecycleRules(schedules=SCHEDULES)
+#: Agents named on replies, resolutions, joins and surveys (None: the event names none).
+AGENTS = st.sampled_from(["a1", "a2", None])
 #: Tickets and chats may start days before the windows: their state still counts (backlog).
 history = st.one_of(offsets, st.integers(0, 3 * 24 * HOUR_MS))
 
@@ -76,6 +79,8 @@ def ticket_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
             if kind.endswith("changed")
             else {}
         )
+        if kind in ("ticket.agent_replied", "ticket.resolved") and (agent := draw(AGENTS)):
+            extra["agent_id"] = agent
         out.append(("cx.tickets", event(kind, at, channel, ticket_id=tid, **extra)))
     return out
 
@@ -98,6 +103,8 @@ def chat_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
             extra["sender"] = draw(st.sampled_from(["customer", "agent", "bot"]))
         if kind == "chat.ended":
             extra["resolved"] = draw(st.booleans())
+        if kind == "chat.agent_joined" and (agent := draw(AGENTS)):
+            extra["agent_id"] = agent
         out.append(("cx.chats", event(kind, at, channel, chat_id=cid, **extra)))
     return out
 
@@ -121,6 +128,8 @@ def survey_events(draw: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
     for _ in range(draw(st.integers(0 if versions else 1, 3))):
         at += draw(st.sampled_from([0, 1, MINUTE_MS]))
         score = draw(st.integers(1, 2)) if good_bad else draw(scores)
+        if agent := draw(AGENTS):
+            extra = {**extra, "agent_id": agent}
         versions.append(
             ("cx.surveys", survey(kind, score, min(at, NOW), channel, response_id=f"r{n}", **extra))
         )
@@ -146,7 +155,9 @@ def run(records: list[tuple[str, dict[str, Any]]], flush_every: int, restarts: f
             for kind, store in replay.stores.items():
                 replay.intake.expire(kind, store, NOW)
                 replay.stores[kind] = orjson.loads(orjson.dumps(store))
-    return [snap for snap in replay.snapshots(NOW) if not _empty(snap)]
+    snapshots = [snap for snap in replay.snapshots(NOW) if not _empty(snap)]
+    views = [(k, w, agg) for k, wins in replay.scoreboard.agent_windows().items() for w, agg in wins.items()]
+    return snapshots, [agents.table(views, w, None) for w in ("15m", "1h", "24h", "today")]
 
 
 def _empty(node: Any) -> bool:
