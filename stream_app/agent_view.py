@@ -17,15 +17,14 @@ import orjson
 
 from stream_app.core import agents
 from stream_app.core.aggregate import Aggregate
+from stream_app.internal_topics import agents_topic
+
+__all__ = ["PUBLISH_INTERVAL_S", "AgentView", "agents_topic"]
 
 #: How often owned agent aggregates are published (they are not wallboard figures).
 PUBLISH_INTERVAL_S = 5.0
 
 Send = Callable[[bytes, bytes | None], Awaitable[Any]]
-
-
-def agents_topic(app_id: str) -> str:
-    return f"{app_id}-agents"
 
 
 class AgentView:

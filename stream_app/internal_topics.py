@@ -21,6 +21,11 @@ def partials_topic(app_id: str) -> str:
     return f"{app_id}-partials"
 
 
+def agents_topic(app_id: str) -> str:
+    """Compacted window aggregates of the agent series each worker owns (agent_view.py)."""
+    return f"{app_id}-agents"
+
+
 def intake_group(app_id: str) -> str:
     return f"{app_id}-intake"
 

@@ -16,6 +16,7 @@ from stream_app.config import ConfigError, Settings
 from stream_app.core.intake import INPUTS
 from stream_app.internal_topics import (
     MERGE_TABLES,
+    agents_topic,
     changelog_topic,
     partials_topic,
     probe_topic,
@@ -83,6 +84,7 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
         # consumer may subscribe before a new topic's partitions are in the metadata
         # and then not see them until its next refresh, 5 minutes later).
         wanted[partials_topic(settings.app_id)] = {}
+        wanted[agents_topic(settings.app_id)] = {"cleanup.policy": "compact"}
         for table in MERGE_TABLES:
             wanted[f"{settings.app_id}-{table}-changelog"] = {"cleanup.policy": "compact"}
         existing = set(await admin.list_topics())

@@ -1,7 +1,8 @@
 """The queue dimension on real workers (issue 14): two workers share a stream whose
 contacts are spread over three listed queues, an unlisted one and none (both
 `other`), some moving between queues; every queue's figures equal the pure core's,
-and each queue series is exported by exactly one worker."""
+each queue series is exported by exactly one worker, and either worker lists every
+agent's figures (`/api/v1/agents`, overall and per queue) as the pure core has them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import io
 import os
 import time
 from typing import Any
+from urllib.parse import urlencode
 
+import orjson
 import pytest
 
+from stream_app.core import agents
 from stream_app.metrics import parse_samples
 from tests.integration.exactness import bench_stream, owns_channels, settle
 from tests.integration.harness import WorkerProcess, produce, run_sync
@@ -25,6 +29,21 @@ def queue_series(worker: WorkerProcess) -> set[str]:
     """The `cx_csat_responses{queue=...}` series a worker exports (the queues it owns)."""
     samples = parse_samples(worker.get("/metrics").decode())
     return {key for key in samples if key.startswith("cx_csat_responses{") and "queue=" in key}
+
+
+def _agents(worker: WorkerProcess, queue: str | None) -> list[dict[str, Any]]:
+    query = {"window": "24h", **({"queue": queue} if queue else {})}
+    found: list[dict[str, Any]] = orjson.loads(worker.get("/api/v1/agents?" + urlencode(query)))
+    return found
+
+
+def _reference_agents(stream: Any, queue: str) -> dict[str | None, list[dict[str, Any]]]:
+    stream.reference.snapshots(int(time.time() * 1000))
+    owned = stream.reference.scoreboard.agent_windows()
+    views = [(s, w, agg) for s, wins in owned.items() for w, agg in wins.items()]
+    everyone = agents.table(views, "24h", None)
+    assert len(everyone) > 20, "the bench stream names agents"
+    return {None: everyone, queue: agents.table(views, "24h", queue)}
 
 
 def test_queues_are_exact_and_exported_once_across_two_workers(
@@ -44,6 +63,16 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
         listed = stream.env["STREAM_APP_QUEUES"].split(",")
         api = {s["queue"]: s for s in workers[0].scores(by="queue", window="24h")}
         one = workers[1].scores(queue=listed[0], window="24h")
+        reference_agents = _reference_agents(stream, listed[0])
+        # every agent, from either worker (each publishes the agents it owns every 5 s)
+        workers[0].wait_until(
+            lambda: _agents(workers[0], None) == reference_agents[None], 60, "every agent in /api/v1/agents"
+        )
+        workers[1].wait_until(
+            lambda: _agents(workers[1], listed[0]) == reference_agents[listed[0]],
+            60,
+            "one queue's agents in /api/v1/agents",
+        )
         table = list(
             csv.DictReader(io.StringIO(workers[0].get("/api/v1/scores.csv?by=queue&window=24h").decode()))
         )

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from stream_app import config
 from stream_app.core.intake import INPUTS
-from stream_app.internal_topics import changelog_topic, partials_topic, repartition_topic
+from stream_app.internal_topics import agents_topic, changelog_topic, partials_topic, repartition_topic
 from stream_app.topics import ensure_topics
 from tests.integration.harness import run_sync
 
@@ -30,6 +30,7 @@ def test_every_topic_the_worker_reads_exists_with_its_partitions_before_it_start
         "cx.metrics",
         "cx.alerts",
         partials_topic(app_id),
+        agents_topic(app_id),
         f"{app_id}-scores-changelog",
         f"{app_id}-alert-state-changelog",
         *(changelog_topic(app_id, kind) for kind in kinds),
