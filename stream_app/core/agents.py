@@ -11,8 +11,9 @@ snapshots, rules, Prometheus series or wallboard rows.
 Whose figure a fact is (`agent_id` on the events):
   ticket first response   the agent of the earliest `ticket.agent_replied`
   ticket resolution/FCR   the agent of the earliest `ticket.resolved`
-  chat first response,    the agent of the latest `chat.agent_joined` (after a
-  chat resolution/FCR     transfer, the agent who finished the chat)
+  chat first response     the agent of the earliest `chat.agent_joined`
+  chat resolution/FCR     the agent of the latest `chat.agent_joined` (after a
+                          transfer, the agent who finished the chat)
   survey (CSAT/NPS/CES)   the `agent_id` of the counted version
 
 A fact whose agent is unknown is in no agent's figures (never guessed). Memory
@@ -33,7 +34,7 @@ PREFIX = "agent:"
 #: The fact kinds an agent is credited with (others stay with channels and queues).
 CREDITED = {
     "ticket": {"first_response": "first", "resolved_contact": "resolver"},
-    "chat": {"chat_first_response": "agent", "resolved_contact": "agent"},
+    "chat": {"chat_first_response": "first", "resolved_contact": "agent"},
     "survey": {"csat": "agent", "nps": "agent", "ces": "agent"},
 }
 #: Agent ids longer than this are cut (a series key travels in every partial).

@@ -80,9 +80,10 @@ def agents_of(kind: str, state: State) -> dict[str, str]:
             if found and found[2]:
                 roles[role] = str(found[2])
     elif kind == "chat":
-        found = state.get("ag")
-        if found:
-            roles["agent"] = str(found[2])
+        for role, key in (("first", "af"), ("agent", "ag")):
+            found = state.get(key)
+            if found:
+                roles[role] = str(found[2])
     else:
         version = state.get("v")
         if version and len(version) > 7 and version[7]:
@@ -308,7 +309,8 @@ def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
         _started(state, "st", [at_ms, digest, event["channel"]])
     elif kind == "chat.agent_joined":
         state["jn"] = _min(state.get("jn"), at_ms)
-        if event.get("agent_id"):  # the agent who has the chat now (after a transfer: the last)
+        if event.get("agent_id"):  # the first agent (answered it) and the one who has it now
+            state["af"] = _earliest(state.get("af"), [at_ms, digest, event["agent_id"]])
             state["ag"] = _latest(state.get("ag"), [at_ms, digest, event["agent_id"]])
     elif kind == "chat.message" and event.get("sender") == "agent":
         state["am"] = _min(state.get("am"), at_ms)
