@@ -50,6 +50,9 @@ class Settings:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     #: Queues reported as a dimension (SPEC §4); empty: off. Others are `other`.
     queues: tuple[str, ...] = ()
+    #: Per-agent figures for /api/v1/agents: on, or off (no agent series at all:
+    #: where per-agent reporting is not agreed, and it costs the merge stage work).
+    agent_figures: str = "on"
     #: Chat service level (SPEC §4): threshold(s) as given (`60s`, `chat=30s,*=60s`)
     #: and the short-abandon time.
     service_level: str = "60s"
@@ -412,6 +415,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "instance_id": ("INSTANCE_ID", _token_free_text, "a name without spaces"),
         "alert_webhook": ("ALERT_WEBHOOK", _webhook, "an http:// or https:// URL"),
         "min_sample": ("MIN_SAMPLE", _int_range(1, 100_000), "an integer 1-100000"),
+        "agent_figures": ("AGENT_FIGURES", _choice(("on", "off")), "on or off"),
         "schedules_file": ("SCHEDULES", _readable_file, "a readable YAML file of calendars"),
     }
     for attr, (name, parse, allowed) in parsers.items():

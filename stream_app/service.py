@@ -103,6 +103,7 @@ class CxService:
             settings.lifecycle_rules(),
             settings.open_state_ttl_ms,
             settings.queue_set,
+            agent_figures=settings.agent_figures == "on",
         )
         self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         #: (channel, window) → (snapshot from cx.metrics, its `as_of` in ms, parsed once).

@@ -126,8 +126,11 @@ class Intake:
         rules: LifecycleRules,
         open_ttl_ms: int = 30 * DAY_MS,
         queues: Queues | None = None,
+        agent_figures: bool = True,
     ) -> None:
         self.queues = queues or Queues()
+        #: Copy facts to agent series (core/agents.py); off: no agent figures at all.
+        self.agent_figures = agent_figures
         self.schemas = schemas
         self.channels = channels
         self.timeline = timeline
@@ -180,7 +183,7 @@ class Intake:
         event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
         state = store.get(key) or {}
         queue_before = lifecycle.queue_of(kind, state)
-        roles_before = lifecycle.agents_of(kind, state)
+        roles_before = lifecycle.agents_of(kind, state) if self.agent_figures else {}
         if kind == "survey":
             before = lifecycle.survey_facts(state)
             if event["event_type"] == "survey.offered":
@@ -208,7 +211,7 @@ class Intake:
         extra: list[tuple[Fact, int]] = []
         if self.queues.enabled:
             extra = self._queue_delta(before, queue_before, after, queue_after, delta)
-        roles_after = lifecycle.agents_of(kind, state)
+        roles_after = lifecycle.agents_of(kind, state) if self.agent_figures else {}
         if roles_before or roles_after:
             extra.extend(
                 fact_delta(

@@ -153,3 +153,16 @@ def test_credit_does_not_depend_on_arrival_order() -> None:
         assert set(found) == {"a1", "a4"}  # no agent message: a3 answered nothing
         assert found["a4"]["resolved_contacts"] == 1
     assert results[0] == results[1]
+
+
+def test_agent_figures_can_be_turned_off() -> None:
+    from stream_app import config
+
+    settings = config.load({"STREAM_APP_AGENT_FIGURES": "off"})
+    intake = Intake(
+        _SCHEMAS, CHANNELS, Timeline(WINDOWS), LifecycleRules(), agent_figures=settings.agent_figures == "on"
+    )
+    replay = Replay(intake, NOW)
+    _ticket(replay, "t1", NOW - 30 * MIN, ("ticket.agent_replied", NOW - 20 * MIN, {"agent_id": "a1"}))
+    assert _agents(replay) == {}
+    assert not any(agents.is_agent(s) for s in replay.scoreboard.channels)
