@@ -121,6 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "STREAM_APP_DATA_DIR": str(workdir / "data"),
     }
     env.setdefault("STREAM_APP_QUEUES", ",".join(DEMO_QUEUES_REPORTED))
+    env.setdefault("STREAM_APP_AGENT_FIGURES", "on")
     settings = config.load(env)
     desk = [c for c in ("email", "portal") if c in settings.channels]
     if not env.get("STREAM_APP_SCHEDULES") and desk:

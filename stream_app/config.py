@@ -50,9 +50,10 @@ class Settings:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     #: Queues reported as a dimension (SPEC §4); empty: off. Others are `other`.
     queues: tuple[str, ...] = ()
-    #: Per-agent figures for /api/v1/agents: on, or off (no agent series at all:
-    #: where per-agent reporting is not agreed, and it costs the merge stage work).
-    agent_figures: str = "on"
+    #: Per-agent figures for /api/v1/agents: off (the default: no agent series at
+    #: all; per-agent reporting often needs an agreement, and it costs the merge
+    #: stage about a third of its throughput today) or on.
+    agent_figures: str = "off"
     #: Chat service level (SPEC §4): threshold(s) as given (`60s`, `chat=30s,*=60s`)
     #: and the short-abandon time.
     service_level: str = "60s"
@@ -255,7 +256,7 @@ _QUEUE = re.compile(r"^[^\x00-\x1f,|:\x7f]{1,64}$")
 
 def _queues(raw: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-    bad = [n for n in names if not _QUEUE.match(n) or n == OTHER]
+    bad = [n for n in names if not _QUEUE.match(n) or n.lower() in (OTHER, "all")]
     if bad:
         raise ValueError(f"bad queue names {bad}")
     if len(names) > MAX_QUEUES:
@@ -388,7 +389,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
             "QUEUES",
             _queues,
             f"comma-separated queue names (at most {MAX_QUEUES}, up to 64 characters, no ':' or '|', not"
-            f" '{OTHER}')",
+            f" '{OTHER}' or 'all')",
         ),
         "windows": ("WINDOWS", _windows(bucket_ms), "comma-separated durations (15m,1h,24h) or today"),
         "partitions": ("PARTITIONS", _int_range(1, 1024), "an integer 1-1024"),
@@ -429,12 +430,17 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     _check_security(settings)
     _check_override_channels(settings)
     try:
-        parse_service_level(settings.service_level, settings.channels)
+        threshold, per_channel = parse_service_level(settings.service_level, settings.channels)
     except ValueError as exc:
         raise ConfigError(
             f"{PREFIX}SERVICE_LEVEL={settings.service_level!r} is invalid: a threshold like 60s, or per"
             f" channel like chat=30s,phone=20s,*=60s ({exc})"
         ) from None
+    if settings.short_abandon_ms >= min([threshold, *(ms for _, ms in per_channel)]):
+        raise ConfigError(
+            f"{PREFIX}SHORT_ABANDON={settings.short_abandon_ms / 1000:g}s is not below every"
+            f" {PREFIX}SERVICE_LEVEL threshold: every abandoned chat would be left out"
+        )
     if settings.schedules_file:
         settings = replace(settings, schedules=load_schedules(settings.schedules_file, settings.channels))
     try:

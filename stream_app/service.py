@@ -39,7 +39,7 @@ from stream_app.core import alerts
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
-from stream_app.core.queues import internal, public, select_snapshots
+from stream_app.core.queues import OTHER, PREFIX, internal, is_queue, public, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.http_routes import register_routes
@@ -134,7 +134,11 @@ class CxService:
         self.catching_up: dict[str, int] = {}
         self.last_evaluated: dict[str, int] = {}
         self.last_sent: dict[str, int] = {}
-        self.heartbeat_channels = (*settings.channels, ALL)
+        # queue series too: their owners step queue rules and keep quiet queue rows live
+        #: The queue series this deployment reports: others found in storage or on
+        #: cx.metrics (a queue since removed from STREAM_APP_QUEUES) are not shown.
+        self.reported_queues = frozenset(settings.queue_set.all_series()) if settings.queues else frozenset()
+        self.heartbeat_channels = (*settings.channels, ALL, *settings.queue_set.all_series())
         self.instruments = Instruments(
             self.owned_snapshots,
             topics=INPUTS,
@@ -427,8 +431,15 @@ class CxService:
     # --- outputs ------------------------------------------------------------------
 
     def owned_snapshots(self) -> list[dict[str, Any]]:
+        """The snapshots of the series this worker owns and reports (a queue since
+        removed from STREAM_APP_QUEUES keeps its stored figures, unreported, until its
+        contacts' next events move them to `other` or they age out)."""
         self.scoreboard.advance(now_ms())
-        return self.scoreboard.snapshots()
+        return [
+            snap
+            for snap in self.scoreboard.snapshots()
+            if not is_queue(snap["channel"]) or snap["channel"] in self.reported_queues
+        ]
 
     def all_snapshots(self) -> dict[tuple[str, str], tuple[dict[str, Any], int]]:
         """Every channel's snapshots with the wall-clock ms their data last moved.
@@ -445,6 +456,14 @@ class CxService:
         """`/api/v1/scores`: snapshots as users see them (`queues.public`), filtered by
         `channel`, `window`, and `queue` (a name) or `by=queue` (every queue); without
         either, channel snapshots only. ValueError: a filter that cannot be met."""
+        queue = query.get("queue") or None
+        if (queue is not None or query.get("by") == "queue") and not self.settings.queues:
+            raise ValueError("queue figures need STREAM_APP_QUEUES (no queue is reported)")
+        if queue is not None and PREFIX + queue not in self.reported_queues:
+            raise ValueError(
+                f"{queue!r} is not a reported queue (STREAM_APP_QUEUES: {', '.join(self.settings.queues)};"
+                f" every other queue is reported as {OTHER!r})"
+            )
         return [public(snap) for snap in select_snapshots(self.all_snapshots(), query)]
 
     def data_at(self) -> int:
@@ -473,8 +492,7 @@ class CxService:
 
     async def _publish_snapshots(self) -> None:
         now = now_ms()
-        self.scoreboard.advance(now)
-        for snap in self.scoreboard.snapshots():
+        for snap in self.owned_snapshots():
             key = (snap["channel"], snap["window"])
             last = self.published.get(key)
             if last and same_scores(last[1], snap) and now - last[0] < HEARTBEAT_MS:
@@ -500,6 +518,10 @@ class CxService:
         queue = query.get("queue") or None
         if queue is not None and not self.settings.queues:
             raise ValueError("queue= needs STREAM_APP_QUEUES (no queue is reported)")
+        if queue is not None and PREFIX + queue not in self.reported_queues:
+            raise ValueError(
+                f"{queue!r} is not a reported queue (every other queue is reported as {OTHER!r})"
+            )
         self.scoreboard.advance(now_ms())
         return self.agent_view.query(self.scoreboard.agent_windows(), window, queue)
 
@@ -570,7 +592,10 @@ class CxService:
                 if record.topic == ALERTS_TOPIC:
                     self.global_alerts.record(internal(value))
                 elif record.key is not None and (as_of_ms := snapshot_time_ms(value)) is not None:
-                    channel, _, window = record.key.decode(errors="replace").partition("/")
+                    # a queue name may hold "/"; a window never does
+                    channel, _, window = record.key.decode(errors="replace").rpartition("/")
+                    if is_queue(channel) and channel not in self.reported_queues:
+                        continue  # a queue this deployment does not report (any more)
                     self.global_view[(channel, window)] = (internal(value), as_of_ms)
                     self.global_records += 1
         finally:

@@ -21,7 +21,7 @@ from stream_app.core import agents, lifecycle
 from stream_app.core.aggregate import LIVE_KINDS, Fact, fact_delta
 from stream_app.core.formulas import SCALES, score_range
 from stream_app.core.lifecycle import Keep, LifecycleRules, State
-from stream_app.core.queues import Queues, copied, copied_delta
+from stream_app.core.queues import PREFIX, Queues, copied, copied_delta
 from stream_app.core.timeutil import DAY_MS, parse_rfc3339_ms
 from stream_app.core.windows import Timeline
 
@@ -182,7 +182,7 @@ class Intake:
         _, kind, _ = INPUTS[topic]
         event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
         state = store.get(key) or {}
-        queue_before = lifecycle.queue_of(kind, state)
+        queue_before = self._reported_queue(kind, state)
         roles_before = lifecycle.agents_of(kind, state) if self.agent_figures else {}
         if kind == "survey":
             before = lifecycle.survey_facts(state)
@@ -205,9 +205,11 @@ class Intake:
             now_live = live(state, self.rules)
             lifecycle.keep_live(state, now_live)
             after = [*facts(state, self.rules), *now_live]
+        queue_after = self.queues.label(lifecycle.queue_of(kind, state)) if self.queues.enabled else ""
+        if self.queues.enabled:
+            state["ql"] = queue_after  # what its facts were counted under (see _reported_queue)
         store[key] = state
         delta = fact_delta(before, after)
-        queue_after = lifecycle.queue_of(kind, state)
         extra: list[tuple[Fact, int]] = []
         if self.queues.enabled:
             extra = self._queue_delta(before, queue_before, after, queue_after, delta)
@@ -215,28 +217,34 @@ class Intake:
         if roles_before or roles_after:
             extra.extend(
                 fact_delta(
-                    agents.credited(kind, before, roles_before, self._agent_queue(queue_before)),
-                    agents.credited(kind, after, roles_after, self._agent_queue(queue_after)),
+                    agents.credited(kind, before, roles_before, queue_before),
+                    agents.credited(kind, after, roles_after, queue_after),
                 )
             )
         delta.extend(extra)
         return Accepted(self._held(delta, now_ms))
 
-    def _agent_queue(self, queue: str | None) -> str:
-        """The queue part of an agent series: the reported queue, '' without queues."""
-        return self.queues.label(queue) if self.queues.enabled else ""
+    def _reported_queue(self, kind: str, state: State) -> str:
+        """The queue label the contact's facts are counted under now ('' without
+        queues): the one stored when they were counted, so a contact counted under a
+        queue since removed from STREAM_APP_QUEUES leaves exactly that series (and
+        joins `other`) at its next event, instead of being retracted from `other`."""
+        if not self.queues.enabled:
+            return ""
+        stored = state.get("ql")
+        return str(stored) if stored is not None else self.queues.label(lifecycle.queue_of(kind, state))
 
     def _queue_delta(
         self,
         before: list[Fact],
-        queue_before: str | None,
+        queue_before: str,
         after: list[Fact],
-        queue_after: str | None,
+        queue_after: str,
         delta: list[tuple[Fact, int]],
     ) -> list[tuple[Fact, int]]:
         """The contact's delta counted again in its queue's series; when the contact
         moved to another queue, all its facts leave the old one for the new one."""
-        was, now = self.queues.series(queue_before), self.queues.series(queue_after)
+        was, now = PREFIX + queue_before, PREFIX + queue_after
         if was == now:
             return copied_delta(delta, now)
         return fact_delta(copied(before, was), copied(after, now))
@@ -289,7 +297,7 @@ class Intake:
                 emitted = lifecycle.emitted_live(state)
                 retract.extend((f, -1) for f in emitted)
                 if self.queues.enabled:
-                    series = self.queues.series(lifecycle.queue_of(kind, state))
+                    series = PREFIX + self._reported_queue(kind, state)
                     retract.extend((f, -1) for f in copied(emitted, series))
         for key in gone:
             del store[key]

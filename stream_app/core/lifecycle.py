@@ -94,10 +94,10 @@ def agents_of(kind: str, state: State) -> dict[str, str]:
 def queue_of(kind: str, state: State) -> str | None:
     """The contact's queue (SPEC §4 dimensions): named by its latest event that names
     one; a survey response's by its counted version. None: no event named one."""
-    if kind == "survey":
+    if kind == "survey":  # the counted version's queue, else the offer's (an answer often names none)
         version = state.get("v")
-        if version:
-            return version[6] if len(version) > 6 else None
+        if version and len(version) > 6 and version[6] is not None:
+            return str(version[6])
         offer = state.get("of")
         return str(offer[4]) if offer and offer[4] is not None else None
     found = state.get("qu")

@@ -47,6 +47,7 @@ def parse_service_level(raw: str, channels: tuple[str, ...]) -> tuple[int, tuple
     """`STREAM_APP_SERVICE_LEVEL`: `60s` (every channel) or `chat=30s,phone=20s` with an
     optional default (`*=60s`). ValueError names what is wrong."""
     default = DEFAULT_THRESHOLD_MS
+    seen_default = False
     per_channel: dict[str, int] = {}
     for item in (part.strip() for part in raw.split(",") if part.strip()):
         name, sep, value = item.partition("=")
@@ -56,8 +57,10 @@ def parse_service_level(raw: str, channels: tuple[str, ...]) -> tuple[int, tuple
         ms = parse_duration_ms(value.strip())
         if ms <= 0:
             raise ValueError(f"{item!r}: the threshold must be positive")
+        if name in per_channel or (name == "*" and seen_default):
+            raise ValueError(f"{name!r} is given twice")
         if name == "*":
-            default = ms
+            default, seen_default = ms, True
         elif name in channels:
             per_channel[name] = ms
         else:

@@ -134,6 +134,7 @@ def bench_stream(
     env = {"STREAM_APP_CHANNELS": ",".join(channels), "STREAM_APP_RULES": str(no_rules)}
     if queues:
         env["STREAM_APP_QUEUES"] = ",".join(listed)
+        env["STREAM_APP_AGENT_FIGURES"] = "on"
     settings = config.load(env)
     intake = Intake(
         Schemas(),
@@ -141,6 +142,7 @@ def bench_stream(
         settings.timeline(),
         settings.lifecycle_rules(),
         queues=settings.queue_set,
+        agent_figures=settings.agent_figures == "on",
     )
     reference = Replay(intake, now, reported=settings.windows)
     for topic, _, value in records:

@@ -50,12 +50,13 @@ def _queue_of_contact(events: list[tuple[str, dict[str, Any]]]) -> str:
         answers = [ev for _, ev in events if ev["event_type"] == "survey.submitted"]
         if answers:  # the counted version: latest time, then greatest event id
             latest = max(answers, key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), ev["event_id"]))
-            return QUEUES.label(latest.get("queue"))
-        # only the invitation: the earliest offer kept (time, then event-id hash)
-        offer = min(
-            (ev for _, ev in events),
-            key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), event_hash(ev["event_id"])),
-        )
+            if latest.get("queue") is not None:
+                return QUEUES.label(latest["queue"])
+        # no answer naming a queue: the earliest offer's (time, then event-id hash)
+        offers = [ev for _, ev in events if ev["event_type"] == "survey.offered"]
+        if not offers:
+            return OTHER
+        offer = min(offers, key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), event_hash(ev["event_id"])))
         return QUEUES.label(offer.get("queue"))
     naming = [ev for _, ev in events if ev.get("queue") is not None]
     if not naming:
@@ -118,3 +119,36 @@ def test_queue_snapshots_are_shown_with_a_queue_and_no_channel() -> None:
 @pytest.mark.parametrize(("raw", "label"), [("billing", "billing"), ("vip", OTHER), (None, OTHER)])
 def test_unlisted_and_missing_queues_are_other(raw: str | None, label: str) -> None:
     assert QUEUES.label(raw) == label
+
+
+def test_a_queue_removed_from_the_list_hands_its_contacts_to_other_exactly() -> None:
+    """Counted under `tech`, then STREAM_APP_QUEUES loses `tech` (a restart): at the
+    ticket's next event its figures leave `tech` and join `other`, never retracted
+    from a series they were not counted in (no negative counts)."""
+    from tests.factories import event
+
+    t0 = NOW - 30 * 60_000
+    replay = Replay(_intake(Queues(frozenset({"billing", "tech"}))), NOW)
+    replay.feed("cx.tickets", encode(event("ticket.created", t0, "email", ticket_id="t", queue="tech")), NOW)
+    replay.snapshots(NOW)
+    replay.intake = _intake(Queues(frozenset({"billing"})))  # restarted with a shorter list
+    replay.feed("cx.tickets", encode(event("ticket.agent_replied", t0 + 60_000, "email", ticket_id="t")), NOW)
+    snaps = {(s["channel"], s["window"]): s for s in replay.snapshots(NOW)}
+    assert snaps[("queue:other", "1h")]["volume"]["tickets"] == 1
+    assert snaps[("queue:other", "1h")]["first_response_seconds"]["n"] == 1
+    assert snaps[("queue:tech", "1h")]["volume"]["tickets"] == 0
+    assert snaps[("queue:tech", "1h")]["open_tickets"] == 0
+    assert all(v >= 0 for s in snaps.values() for v in (s["volume"]["tickets"], s["open_tickets"]))
+
+
+def test_an_answer_naming_no_queue_is_counted_in_its_offer_s_queue() -> None:
+    from tests.factories import event, survey
+
+    replay = Replay(_intake(QUEUES), NOW)
+    offer = event("survey.offered", NOW - 20 * 60_000, "email", response_id="r1", survey="csat", queue="tech")
+    replay.feed("cx.surveys", encode(offer), NOW)
+    replay.feed("cx.surveys", encode(survey("csat", 5, NOW - 19 * 60_000, "email", response_id="r1")), NOW)
+    snaps = {(s["channel"], s["window"]): s for s in replay.snapshots(NOW)}
+    assert snaps[("queue:tech", "1h")]["csat"]["n"] == 1
+    assert snaps[("queue:tech", "1h")]["response_rate"]["value"] == 1.0
+    assert ("queue:other", "1h") not in snaps or snaps[("queue:other", "1h")]["csat"]["n"] == 0

@@ -115,3 +115,17 @@ def test_csat_good_bad_ratings() -> None:
     assert replay.rejections["score_out_of_range"] == 1
     csat = _snap(replay)["csat"]
     assert (csat["value"], csat["n"]) == (0.75, 4)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"STREAM_APP_SERVICE_LEVEL": "chat=30s,chat=40s"}, "STREAM_APP_SERVICE_LEVEL"),
+        ({"STREAM_APP_SHORT_ABANDON": "70s"}, "STREAM_APP_SHORT_ABANDON"),
+        ({"STREAM_APP_QUEUES": "billing,Other"}, "STREAM_APP_QUEUES"),
+        ({"STREAM_APP_QUEUES": "all"}, "STREAM_APP_QUEUES"),
+    ],
+)
+def test_settings_that_look_like_mistakes_stop_start_up(env: dict[str, str], named: str) -> None:
+    with pytest.raises(config.ConfigError, match=named):
+        config.load(env)
