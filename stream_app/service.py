@@ -137,8 +137,8 @@ class CxService:
         # queue series too: their owners step queue rules and keep quiet queue rows live
         #: The queue series this deployment reports: others found in storage or on
         #: cx.metrics (a queue since removed from STREAM_APP_QUEUES) are not shown.
-        self.reported_queues = frozenset(settings.queue_set.all_series()) if settings.queues else frozenset()
-        self.heartbeat_channels = (*settings.channels, ALL, *settings.queue_set.all_series())
+        self.reported_queues = frozenset(settings.queue_set.all_series())
+        self.heartbeat_channels = (*settings.channels, ALL, *sorted(self.reported_queues))
         self.instruments = Instruments(
             self.owned_snapshots,
             topics=INPUTS,

@@ -205,9 +205,9 @@ class Intake:
             now_live = live(state, self.rules)
             lifecycle.keep_live(state, now_live)
             after = [*facts(state, self.rules), *now_live]
-        queue_after = self.queues.label(lifecycle.queue_of(kind, state)) if self.queues.enabled else ""
-        if self.queues.enabled:
-            state["ql"] = queue_after  # what its facts were counted under (see _reported_queue)
+        queue_after = ""
+        if self.queues.enabled:  # stored: what its facts were counted under (see _reported_queue)
+            queue_after = state["ql"] = self.queues.label(lifecycle.queue_of(kind, state))
         store[key] = state
         delta = fact_delta(before, after)
         extra: list[tuple[Fact, int]] = []

@@ -11,7 +11,7 @@ input says (bounded label cardinality).
 Which queue a contact is in: the `queue` of its latest event that names one (by
 `occurred_at`, ties to the greatest event id: order-free), so a ticket moved to
 another queue is reported in the queue that has it now, and its figures move with
-it. A survey response is in the queue its latest version names.
+it. A survey response is in the queue its counted version names, else its offer's.
 
 Outside the core, snapshots of a queue series are shown as `{"queue": <name>, ...}`
 without `channel` (JSON, `cx.metrics`) and Prometheus series carry a `queue` label
@@ -44,11 +44,11 @@ class Queues:
         """The reported queue of a raw `queue` value: itself when listed, else `other`."""
         return raw if raw is not None and raw in self.names else OTHER
 
-    def series(self, raw: str | None) -> str:
-        return PREFIX + self.label(raw)
-
     def all_series(self) -> list[str]:
-        """Every queue series that can exist (the listed queues and `other`)."""
+        """Every queue series that can exist (the listed queues and `other`); none
+        while the dimension is off."""
+        if not self.enabled:
+            return []
         return [PREFIX + name for name in sorted(self.names | {OTHER})]
 
 

@@ -148,7 +148,7 @@ def bench_stream(
     for topic, _, value in records:
         outcome = reference.feed(topic, value, now)
         assert outcome != "dead_letter", value
-    series = settings.queue_set.all_series() if queues else []
+    series = settings.queue_set.all_series()
     return Stream(name, records, channels, reference, env, series)
 
 

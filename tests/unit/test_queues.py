@@ -152,3 +152,8 @@ def test_an_answer_naming_no_queue_is_counted_in_its_offer_s_queue() -> None:
     assert snaps[("queue:tech", "1h")]["csat"]["n"] == 1
     assert snaps[("queue:tech", "1h")]["response_rate"]["value"] == 1.0
     assert ("queue:other", "1h") not in snaps or snaps[("queue:other", "1h")]["csat"]["n"] == 0
+
+
+def test_no_queue_series_exist_while_the_dimension_is_off() -> None:
+    assert Queues().all_series() == []
+    assert QUEUES.all_series() == ["queue:billing", "queue:other", "queue:tech"]
