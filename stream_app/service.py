@@ -456,15 +456,19 @@ class CxService:
         """`/api/v1/scores`: snapshots as users see them (`queues.public`), filtered by
         `channel`, `window`, and `queue` (a name) or `by=queue` (every queue); without
         either, channel snapshots only. ValueError: a filter that cannot be met."""
-        queue = query.get("queue") or None
-        if (queue is not None or query.get("by") == "queue") and not self.settings.queues:
+        self._check_queue(query.get("queue") or None, query.get("by") == "queue")
+        return [public(snap) for snap in select_snapshots(self.all_snapshots(), query)]
+
+    def _check_queue(self, queue: str | None, by_queue: bool = False) -> None:
+        """ValueError for queue figures asked of a deployment without queues, or for a
+        queue it does not report (its contacts are under `other`)."""
+        if (queue is not None or by_queue) and not self.settings.queues:
             raise ValueError("queue figures need STREAM_APP_QUEUES (no queue is reported)")
         if queue is not None and PREFIX + queue not in self.reported_queues:
             raise ValueError(
                 f"{queue!r} is not a reported queue (STREAM_APP_QUEUES: {', '.join(self.settings.queues)};"
                 f" every other queue is reported as {OTHER!r})"
             )
-        return [public(snap) for snap in select_snapshots(self.all_snapshots(), query)]
 
     def data_at(self) -> int:
         """Wall-clock ms the newest data this worker shows was written (merged partials,
@@ -516,12 +520,7 @@ class CxService:
         if window not in windows:
             raise ValueError(f"unknown window {window!r} (reported: {', '.join(windows)})")
         queue = query.get("queue") or None
-        if queue is not None and not self.settings.queues:
-            raise ValueError("queue= needs STREAM_APP_QUEUES (no queue is reported)")
-        if queue is not None and PREFIX + queue not in self.reported_queues:
-            raise ValueError(
-                f"{queue!r} is not a reported queue (every other queue is reported as {OTHER!r})"
-            )
+        self._check_queue(queue)
         self.scoreboard.advance(now_ms())
         return self.agent_view.query(self.scoreboard.agent_windows(), window, queue)
 
