@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -47,6 +48,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # or above, so every library debug call builds a record: a service has no spinner.
     worker.spinner = None
     worker.execute_from_commandline()
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    """The connectors' receiver (SPEC §7): webhooks in, §3 events out."""
+    from dataclasses import replace
+
+    from stream_app.connectors import settings as connect_settings
+    from stream_app.connectors.receiver import serve
+    from stream_app.kafka.log_throttle import throttle_kafka_client_logs
+    from stream_app.kafka.probe import _init_producer_id
+    from stream_app.topics import ensure_topics
+
+    settings = _settings(args)
+    connect = connect_settings.load()
+    if args.port:
+        connect = replace(connect, port=args.port)
+    throttle_kafka_client_logs()
+
+    async def run() -> None:
+        await ensure_topics(settings)
+        options = {"bootstrap_servers": settings.bootstrap, **settings.kafka_client_options()}
+        idempotence, _ = await _init_producer_id(options, None, 15.0, False)
+        capabilities = replace(settings.capabilities, idempotence=idempotence)
+        await serve(replace(settings, capabilities=capabilities), connect)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
     return 0
 
 
@@ -259,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--drop-after", default="60s")
     generate.add_argument("--drop-for", default="120s")
     generate.set_defaults(func=cmd_generate)
+
+    connect = sub.add_parser(
+        "connect", help="HTTP receiver for Zendesk, Intercom and Amazon Connect (SPEC §7)"
+    )
+    connect.add_argument("--broker", help="overrides STREAM_APP_BROKER")
+    connect.add_argument("--port", type=int, help="overrides STREAM_APP_CONNECT_PORT")
+    connect.set_defaults(func=cmd_connect)
 
     from stream_app import bench
 
