@@ -58,7 +58,7 @@ def channel_of(conversation: Any, overrides: Mapping[str, str]) -> str:
     kind = field(conversation, "source", "type")
     if not isinstance(kind, str) or not kind:
         raise Unmappable("data.item.source.type is missing")
-    channel = overrides.get(kind) or SOURCE_CHANNELS.get(kind)
+    channel = overrides.get(kind.lower()) or SOURCE_CHANNELS.get(kind.lower())
     if channel is None:
         raise Unmappable(
             f"source type {kind[:40]!r} has no channel mapping"
@@ -154,7 +154,12 @@ def map_notification(payload: Any, overrides: Mapping[str, str] | None = None) -
         part = _last_part(conversation, ("close",))
         when = field(part, "created_at") if part is not None else payload.get("created_at")
         part_id = optional_ident(field(part, "id")) or notification_id
-        return [chat("chat.ended", f"intercom:{chat_id}:part:{part_id}", when)]
+        # Closed with a teammate assigned: the teammate considers it resolved. Closed
+        # with no teammate, nothing says the customer was helped (a bot's resolution
+        # state is not in the webhook): no `resolved`, so it counts as abandoned,
+        # never as contained by self-service.
+        resolved = {"resolved": True} if optional_ident(field(conversation, "admin_assignee_id")) else {}
+        return [chat("chat.ended", f"intercom:{chat_id}:part:{part_id}", when, **resolved)]
     if topic == "conversation.rating.added":
         rating = field(conversation, "conversation_rating")
         score = field(rating, "rating")

@@ -31,6 +31,7 @@ from stream_app.connectors.mapped import (
     optional_ident,
     rfc3339,
 )
+from stream_app.core.timeutil import parse_rfc3339_ms
 
 EVENT_PREFIX = "zen:event-type:ticket."
 
@@ -94,6 +95,20 @@ def channel_of(via: Any, overrides: Mapping[str, str]) -> str:
             f"via channel {via[:40]!r} has no channel mapping (STREAM_APP_ZENDESK_CHANNELS={name}:<channel>)"
         )
     return channel
+
+
+def _is_description(comment_time: str, created_at: Any) -> bool:
+    """Whether a comment was added with the ticket (within a second of its creation)."""
+    if not isinstance(created_at, str):
+        return False
+    try:
+        added, created = (
+            parse_rfc3339_ms(comment_time),
+            parse_rfc3339_ms(rfc3339(created_at, "detail.created_at")),
+        )
+    except (Unmappable, ValueError):
+        return False
+    return added - created <= 1000
 
 
 def _status(value: Any) -> str | None:
@@ -160,6 +175,11 @@ def map_webhook(payload: Any, overrides: Mapping[str, str] | None = None) -> lis
             return Ignored("an internal note is not a reply")
         author = field(comment, "author")
         comment_id = ident(field(comment, "id"), "event.comment.id")
+        if _is_description(occurred_at, field(payload, "detail", "created_at")):
+            # Zendesk adds the ticket's first comment (its description) as a comment:
+            # not a reply, or every ticket would have a customer follow-up (no FCR)
+            # or, created by an agent, a first reply at 0 s.
+            return Ignored("the ticket's description is not a reply")
         mapped_id = f"zendesk:{key}:comment:{comment_id}"
         staff = field(author, "is_staff")
         if not isinstance(staff, bool):

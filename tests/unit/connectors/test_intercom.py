@@ -43,6 +43,15 @@ def test_ids_channel_queue_and_agent() -> None:
     rating = events[-1]
     assert joined["agent_id"] == rating["agent_id"] == "8801"
     assert rating["response_id"] == "intercom:215470001" and rating["scale"] == 5
+    ended = next(e for e in events if e["event_type"] == "chat.ended")
+    assert ended["resolved"] is True  # closed by the assigned teammate
+
+
+def test_closed_with_no_teammate_is_not_called_resolved() -> None:
+    closed = fixture("intercom")["chat_bot_then_agent"][6]
+    closed["data"]["item"]["admin_assignee_id"] = None
+    (event,) = valid_events(map_notification(closed))  # type: ignore[arg-type]
+    assert "resolved" not in event  # never counted as contained by self-service
 
 
 def test_a_redelivered_notification_maps_to_the_same_ids() -> None:

@@ -26,7 +26,7 @@ def test_a_ticket_life_maps_to_its_events_in_order() -> None:
             out.append((event["event_type"], event.get("status"), event["occurred_at"]))
     assert out == [
         ("ticket.created", None, "2026-11-30T09:00:00Z"),
-        ("ticket.customer_replied", None, "2026-11-30T09:00:00Z"),
+        ("ignored", None, "2026-11-30T09:00:00Z"),  # the description, added with the ticket
         ("ticket.agent_replied", None, "2026-11-30T09:30:00Z"),
         ("ignored", None, "2026-11-30T09:31:00Z"),  # internal note
         ("ticket.status_changed", "pending", "2026-11-30T09:30:05Z"),
