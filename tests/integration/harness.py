@@ -64,6 +64,9 @@ TEST_CHANNELS = [
         "business_daily",
         "wb_queue",
         "wb_queue2",
+        "zendesk",
+        "intercom",
+        "connect_voice",
     )
 ]
 
@@ -190,6 +193,40 @@ class WorkerProcess:
                 last_error = exc
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what} ({last_error}):\n{self.log_tail()}")
+
+
+class ConnectProcess(WorkerProcess):
+    """`python -m stream_app connect` in a child process: the connectors' receiver."""
+
+    def __init__(self, bootstrap: str, workdir: Path, **env: str) -> None:
+        super().__init__(bootstrap, workdir, f"connect-{RUN}", **env)
+        self.log_path = workdir / f"connect-{self.port}.log"
+        self.env["STREAM_APP_CONNECT_PORT"] = str(self.port)
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream_app", "connect"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.wait_until(lambda: self.get("/healthz"), 120, "the receiver to listen")
+
+    def post(self, route: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """POST to /webhooks/<route>: (status, body), whatever the status."""
+        request = urllib.request.Request(
+            f"{self.url}/webhooks/{route}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
 
 
 def series(name: str, **labels: str) -> str:
