@@ -515,7 +515,12 @@ class CxService:
         await self.agent_view.publish(self.scoreboard.agent_windows(), send)
 
     def agents_for(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
-        """`/api/v1/agents?window=&queue=`; ValueError names a query that cannot be met."""
+        """`/api/v1/agents?window=&queue=`; ValueError names a query that cannot be met
+        (agent figures off: an empty list would read as "no agent active")."""
+        if self.settings.agent_figures != "on":
+            raise ValueError("agent figures are off: start the workers with STREAM_APP_AGENT_FIGURES=on")
+        if query.get("channel"):
+            raise ValueError("agents are listed overall or per queue (queue=), not per channel")
         windows = self.settings.windows
         window = query.get("window") or ("1h" if "1h" in windows else windows[0])
         if window not in windows:

@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import time
+import urllib.error
 from typing import Any
 from urllib.parse import urlencode
 
@@ -87,6 +88,8 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
             )
 
         workers[0].wait_until(csv_matches_json, 30, "the CSV to match the JSON")
+        with pytest.raises(urllib.error.HTTPError) as by_channel:
+            workers[0].get("/api/v1/agents?channel=chat")  # silently ignored before: refused
     finally:
         for worker in workers:
             worker.stop()
@@ -98,6 +101,7 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
             f" double {result.double}; {sizes}"
         )
     assert result.equal, f"lost {result.lost}, double {result.double}: {result.differing[:5]}"
+    assert by_channel.value.code == 400 and "not per channel" in by_channel.value.read().decode()
     # each queue series once across the two workers, and both own some channels or queues
     assert not exported[0] & exported[1], exported[0] & exported[1]
     assert {key.split('queue="')[1].split('"')[0] for key in exported[0] | exported[1]} >= {*listed, "other"}
@@ -107,3 +111,12 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
     assert [s["queue"] for s in one] == [listed[0]]
     every = sum(reference[(q, "24h")]["volume"]["tickets"] for q in stream.queues)
     assert every == reference[("all", "24h")]["volume"]["tickets"], "queues partition the contacts"
+
+
+def test_agents_says_when_agent_figures_are_off_and_refuses_a_channel(worker: WorkerProcess) -> None:
+    """The shared worker runs with agent figures off (the default): an empty list would
+    read as "no agent active", so the answer is a 400 that says how to turn them on."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        worker.get("/api/v1/agents?window=1h")
+    assert refused.value.code == 400
+    assert "STREAM_APP_AGENT_FIGURES=on" in refused.value.read().decode()
