@@ -30,7 +30,16 @@ from stream_app.kafka.capabilities import KAFKA, BrokerCapabilities
 
 PREFIX = "STREAM_APP_"
 #: Variables whose values are never echoed, not even in a configuration error.
-SECRETS = frozenset({"API_TOKEN", "SASL_PASSWORD", "ALERT_WEBHOOK", "ZENDESK_SECRET", "INTERCOM_SECRET"})
+SECRETS = frozenset(
+    {
+        "API_TOKEN",
+        "SASL_PASSWORD",
+        "ALERT_WEBHOOK",
+        "ZENDESK_SECRET",
+        "INTERCOM_SECRET",
+        "AMAZON_CONNECT_SECRET",
+    }
+)
 DEFAULT_CHANNELS = ("phone", "email", "chat", "sms", "social", "video", "portal", "app", "in_person")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 T = TypeVar("T")

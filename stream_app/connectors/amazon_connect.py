@@ -44,7 +44,7 @@ CHANNELS: dict[str, str] = {"VOICE": "phone", "CHAT": "chat", "EMAIL": "email"}
 def _channel(value: Any, overrides: Mapping[str, str]) -> str | Ignored:
     if not isinstance(value, str) or not value:
         raise Unmappable("Channel is missing")
-    channel = overrides.get(value.lower()) or CHANNELS.get(value.upper())
+    channel = overrides.get(value.lower()) or CHANNELS.get(value.upper()) or overrides.get("*")
     if channel is None:
         return Ignored(f"{value[:20]} contacts are back-office work, not customer contacts")
     return channel

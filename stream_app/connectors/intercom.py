@@ -58,7 +58,7 @@ def channel_of(conversation: Any, overrides: Mapping[str, str]) -> str:
     kind = field(conversation, "source", "type")
     if not isinstance(kind, str) or not kind:
         raise Unmappable("data.item.source.type is missing")
-    channel = overrides.get(kind.lower()) or SOURCE_CHANNELS.get(kind.lower())
+    channel = overrides.get(kind.lower()) or SOURCE_CHANNELS.get(kind.lower()) or overrides.get("*")
     if channel is None:
         raise Unmappable(
             f"source type {kind[:40]!r} has no channel mapping"
@@ -142,11 +142,14 @@ def map_notification(payload: Any, overrides: Mapping[str, str] | None = None) -
         ]
     if topic == "conversation.admin.assigned":
         part = _last_part(conversation, ("assignment", "assign_and_reopen", "assign_and_unsnooze"))
-        agent = optional_ident(field(part, "assigned_to", "id")) or optional_ident(
-            field(conversation, "admin_assignee_id")
-        )
+        # Only a teammate joins: an assignment to a team (or to "nobody") is routing.
+        if part is not None:
+            assignee = field(part, "assigned_to")
+            agent = optional_ident(field(assignee, "id")) if field(assignee, "type") == "admin" else None
+        else:
+            agent = optional_ident(field(conversation, "admin_assignee_id"))
         if agent is None:
-            return Ignored("assigned to a team only: no agent joined")
+            return Ignored("assigned to a team or to nobody: no agent joined")
         when = field(part, "created_at") if part is not None else payload.get("created_at")
         part_id = optional_ident(field(part, "id")) or notification_id
         return [chat("chat.agent_joined", f"intercom:{chat_id}:part:{part_id}", when, agent_id=agent)]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stream_app.core.timeutil import parse_rfc3339_ms
+
 TICKETS, CHATS, SURVEYS = "cx.tickets", "cx.chats", "cx.surveys"
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -71,6 +73,10 @@ def rfc3339(value: Any, what: str) -> str:
     """An RFC 3339 timestamp with an offset (as §3 wants) from an RFC 3339 string or
     Unix seconds/milliseconds (Intercom sends seconds)."""
     if isinstance(value, str) and _RFC3339.match(value):
+        try:
+            parse_rfc3339_ms(value)  # the pattern lets 2026-02-30T25:61:00Z through
+        except ValueError:
+            raise Unmappable(f"{what} {value[:40]!r} is not a real time") from None
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         seconds = value / 1000 if value > 10**11 else value

@@ -7,7 +7,8 @@
 | `STREAM_APP_CONNECT_RATE` | `200` | requests per second per source (429 above, with Retry-After) |
 | `STREAM_APP_ZENDESK_SECRET` | none | webhook signing secret; when set, unsigned requests get 401 |
 | `STREAM_APP_INTERCOM_SECRET` | none | the app's client secret (X-Hub-Signature); same rule |
-| `STREAM_APP_<SOURCE>_CHANNELS` | none | extra `source-name:channel` pairs, comma-separated |
+| `STREAM_APP_AMAZON_CONNECT_SECRET` | none | API key an EventBridge API destination sends as `X-Api-Key` |
+| `STREAM_APP_<SOURCE>_CHANNELS` | none | `source-name:channel` pairs, comma-separated; `*:channel` = the rest |
 | `STREAM_APP_AMAZON_CONNECT_TOPIC` | none | raw topic holding contact events/records to map |
 
 Bad values stop start-up with one `ConfigError` line naming the variable; a
@@ -53,7 +54,7 @@ def load(env: Mapping[str, str] | None = None) -> ConnectSettings:
     env = dict(os.environ if env is None else env)
     base = ConnectSettings()
     secrets = {}
-    for source in ("zendesk", "intercom"):
+    for source in SOURCES:
         value = _get(env, f"{source.upper()}_SECRET")
         if value is not None:
             secrets[source] = value

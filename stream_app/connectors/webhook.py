@@ -4,7 +4,7 @@
 
 | request | status | produced |
 |---|---|---|
-| source signs, a secret is set, signature missing or wrong | 401 | nothing |
+| a secret is set, signature (Amazon Connect: `X-Api-Key`) missing or wrong | 401 | nothing |
 | body not JSON | 400 | nothing |
 | JSON that can never be mapped (`Unmappable`) | 422 | the body to `cx.deadletter`, reason `unmappable` |
 | well-formed, nothing measured (`Ignored`) | 200 | nothing (counted) |
@@ -16,6 +16,7 @@ bytes. Size and rate limits are the shell's (`receiver`).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,9 @@ def signed(source: str, headers: Mapping[str, str], body: bytes, secrets: Mappin
         )
     if source == "intercom":
         return intercom_valid(secret, body, headers.get("X-Hub-Signature"))
-    return True
+    # Amazon Connect does not sign; an EventBridge API destination sends the API key
+    # its connection holds (header `X-Api-Key`).
+    return hmac.compare_digest(headers.get("X-Api-Key", "").encode(), secret.encode())
 
 
 def map_body(source: str, body: bytes, settings: ConnectSettings) -> Decision:

@@ -83,13 +83,14 @@ def channel_of(via: Any, overrides: Mapping[str, str]) -> str:
     """The §3 channel of a Zendesk `via.channel` value.
 
     Raises `Unmappable` for a channel with no mapping (e.g. `api`: Zendesk does not
-    say where an API-created ticket came from); `overrides` (STREAM_APP_ZENDESK_CHANNELS)
-    supply or replace mappings.
+    say where an API-created ticket came from; `closed_ticket`: a follow-up, whose
+    original channel the payload does not carry); `overrides`
+    (STREAM_APP_ZENDESK_CHANNELS) supply or replace mappings, `*` for all the rest.
     """
     if not isinstance(via, str) or not via:
         raise Unmappable("detail.via.channel is missing")
     name = via.strip().lower().replace(" ", "_")
-    channel = overrides.get(name) or VIA_CHANNELS.get(name)
+    channel = overrides.get(name) or VIA_CHANNELS.get(name) or overrides.get("*")
     if channel is None:
         raise Unmappable(
             f"via channel {via[:40]!r} has no channel mapping (STREAM_APP_ZENDESK_CHANNELS={name}:<channel>)"
@@ -168,6 +169,8 @@ def map_webhook(payload: Any, overrides: Mapping[str, str] | None = None) -> lis
         status = _status(field(payload, "detail", "status"))
         if status in (_PENDING, _HOLD):  # created straight into pending/on-hold
             created.append(event("ticket.status_changed", ":status", status=status))
+        elif status == _SOLVED:  # logged already solved (a call an agent wrote up)
+            created.append(event("ticket.resolved", ":status"))
         return created
     if name == "comment_added":
         comment = field(change, "comment")

@@ -74,3 +74,10 @@ def test_what_cannot_be_mapped_says_why(change: object) -> None:
     change(payload)  # type: ignore[operator]
     with pytest.raises(Unmappable):
         map_notification(payload)
+
+
+@pytest.mark.parametrize("assignee", [{"type": "team", "id": "77"}, {"type": "nobody_admin", "id": None}])
+def test_an_assignment_to_a_team_or_to_nobody_is_not_an_agent_joining(assignee: dict[str, object]) -> None:
+    payload = fixture("intercom")["chat_bot_then_agent"][2]
+    payload["data"]["item"]["conversation_parts"]["conversation_parts"][-1]["assigned_to"] = assignee
+    assert isinstance(map_notification(payload), Ignored)

@@ -111,3 +111,12 @@ def test_fuzzed_real_payloads_map_to_valid_events_or_a_clear_refusal(
     decision = decide(source, {}, json.dumps(mutated).encode(), OPEN)
     assert decision.status in (200, 422)
     valid_events(decision.records)
+
+
+def test_amazon_connect_can_require_the_api_key_of_an_eventbridge_connection() -> None:
+    body = json.dumps(fixture("amazon_connect")["contact_events"][1]).encode()
+    keyed = ConnectSettings(secrets={"amazon_connect": "k3y"})
+    assert decide("amazon_connect", {}, body, keyed).status == 401
+    assert decide("amazon_connect", {"X-Api-Key": "other"}, body, keyed).status == 401
+    assert decide("amazon_connect", {"X-Api-Key": "k3y"}, body, keyed).status == 200
+    assert load({"STREAM_APP_AMAZON_CONNECT_SECRET": "k3y"}).secrets == {"amazon_connect": "k3y"}

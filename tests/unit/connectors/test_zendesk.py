@@ -121,3 +121,28 @@ def test_a_channel_override_maps_api_tickets() -> None:
     payload["detail"]["via"]["channel"] = "api"
     (event,) = valid_events(map_webhook(payload, {"api": "email"}))  # type: ignore[arg-type]
     assert event["channel"] == "email"
+
+
+def test_a_ticket_created_already_solved_is_resolved() -> None:
+    created = fixture("zendesk")["ticket_life"][0]
+    created["detail"]["status"] = "SOLVED"
+    assert [e["event_type"] for e in valid_events(mapped(created))] == ["ticket.created", "ticket.resolved"]
+
+
+def test_a_follow_up_ticket_takes_the_catch_all_channel_when_one_is_set() -> None:
+    payload = fixture("zendesk")["ticket_life"][0]
+    payload["detail"]["via"]["channel"] = "closed_ticket"
+    with pytest.raises(Unmappable, match="closed_ticket"):
+        map_webhook(payload)
+    (event,) = valid_events(map_webhook(payload, {"*": "email"}))  # type: ignore[arg-type]
+    assert event["channel"] == "email"
+    payload["detail"]["via"]["channel"] = "web_form"
+    (event,) = valid_events(map_webhook(payload, {"*": "email"}))  # type: ignore[arg-type]
+    assert event["channel"] == "portal"  # a known channel keeps its mapping
+
+
+def test_an_impossible_time_cannot_be_mapped() -> None:
+    payload = fixture("zendesk")["ticket_life"][0]
+    payload["time"] = "2026-02-30T25:61:00Z"
+    with pytest.raises(Unmappable, match="not a real time"):
+        map_webhook(payload)
