@@ -8,7 +8,7 @@
 | `STREAM_APP_ZENDESK_SECRET` | none | webhook signing secret; when set, unsigned requests get 401 |
 | `STREAM_APP_INTERCOM_SECRET` | none | the app's client secret (X-Hub-Signature); same rule |
 | `STREAM_APP_AMAZON_CONNECT_SECRET` | none | API key an EventBridge API destination sends as `X-Api-Key` |
-| `STREAM_APP_<SOURCE>_CHANNELS` | none | `source-name:channel` pairs, comma-separated; `*:channel` = the rest |
+| `STREAM_APP_<SOURCE>_CHANNELS` | none | `name:channel` pairs, comma-separated; `*:channel` = the rest |
 | `STREAM_APP_AMAZON_CONNECT_TOPIC` | none | raw topic holding contact events/records to map |
 
 Bad values stop start-up with one `ConfigError` line naming the variable; a

@@ -98,4 +98,6 @@ def test_prometheus_sends_its_alerts_to_the_stacks_alertmanager() -> None:
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     severities = {r["labels"]["severity"] for g in rules["groups"] for r in g["rules"]}
     assert {"critical", "warning"} <= severities
-    assert alertmanager["route"]["group_by"] == ["alertname", "channel"]
+    # score alerts fire per channel and per queue (queue series carry `queue`, no `channel`)
+    assert alertmanager["route"]["group_by"] == ["alertname", "channel", "queue"]
+    assert all(rule["equal"] == ["channel", "queue"] for rule in alertmanager["inhibit_rules"])
