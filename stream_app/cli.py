@@ -67,16 +67,47 @@ def cmd_connect(args: argparse.Namespace) -> int:
         connect = replace(connect, port=args.port)
     throttle_kafka_client_logs()
 
+    since_s = None
+    if args.source:
+        if not args.since:
+            raise ConfigError("stream-app connect zendesk needs --since DATE (e.g. 2026-11-01)")
+        since_s = _since(args.since)
+
     async def run() -> None:
         await ensure_topics(settings)
         options = {"bootstrap_servers": settings.bootstrap, **settings.kafka_client_options()}
         idempotence, _ = await _init_producer_id(options, None, 15.0, False)
         capabilities = replace(settings.capabilities, idempotence=idempotence)
-        await serve(replace(settings, capabilities=capabilities), connect)
+        ready = replace(settings, capabilities=capabilities)
+        if since_s is None:
+            await serve(ready, connect)
+            return
+        from stream_app.connectors.backfill import backfill_zendesk
+        from stream_app.connectors.receiver import start_producer
+
+        producer = await start_producer(ready)
+        try:
+            report = await backfill_zendesk(
+                ready, connect, producer, since_s, int(time.time() * 1000), args.url
+            )
+        finally:
+            await producer.stop()
+        print(report.line(), flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def _since(raw: str) -> int:
+    """--since: a date (midnight UTC) or an RFC 3339 time → Unix seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since {raw!r} is not a date (2026-11-01) or an RFC 3339 time") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -294,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connect.add_argument("--broker", help="overrides STREAM_APP_BROKER")
     connect.add_argument("--port", type=int, help="overrides STREAM_APP_CONNECT_PORT")
+    connect.add_argument(
+        "source", nargs="?", choices=["zendesk"], help="backfill history from this source, then exit"
+    )
+    connect.add_argument("--since", help="backfill from this date or RFC 3339 time")
+    connect.add_argument(
+        "--url", help="the source's base URL (default https://$STREAM_APP_ZENDESK_SUBDOMAIN.zendesk.com)"
+    )
     connect.set_defaults(func=cmd_connect)
 
     from stream_app import bench

@@ -67,6 +67,7 @@ TEST_CHANNELS = [
         "zendesk",
         "intercom",
         "connect_voice",
+        "zendesk_backfill",
     )
 ]
 
