@@ -15,6 +15,11 @@ that disconnects while queued is an abandonment (SPEC §4). Time in the IVR
 before the queue is not waiting for an agent, so INITIATED maps to nothing, and
 a contact that never queued (self-service) is ignored.
 
+A transfer creates a new contact (a leg) whose InitialContactId is the first
+one: its steps belong to the first contact's chat (`chat_id` = InitialContactId),
+its entering a queue is `chat.transferred`, so one call is one contact in
+volume, its wait is the first leg's, and it is not first-contact.
+
 Contact records arrive at least once and are updated after the contact ends
 (AWS: use ContactId with LastUpdateTimestamp to tell versions apart). The
 `event_id`s here depend only on ContactId and the step (`connect:<id>:queued`,
@@ -67,8 +72,15 @@ def map_record(payload: Any, overrides: Mapping[str, str] | None = None) -> list
 
 
 def _events(
-    contact: str, channel: str, queue: str | None, steps: list[tuple[str, str, Any, dict[str, Any]]]
+    contact: str,
+    channel: str,
+    queue: str | None,
+    steps: list[tuple[str, str, Any, dict[str, Any]]],
+    initial: str | None = None,
 ) -> list[Mapped]:
+    """§3 chat events for one contact (leg): `initial` is the contact a transfer leg
+    belongs to (its `chat_id`); the leg's own id keeps the event ids apart."""
+    chat_id = initial or contact
     mapped = []
     for step, event_type, when, extra in steps:
         event: dict[str, Any] = {
@@ -76,12 +88,12 @@ def _events(
             "event_type": event_type,
             "occurred_at": rfc3339(when, f"{step} time"),
             "channel": channel,
-            "chat_id": contact,
+            "chat_id": chat_id,
             **extra,
         }
         if queue is not None:
             event["queue"] = queue
-        mapped.append(Mapped(CHATS, contact, event))
+        mapped.append(Mapped(CHATS, chat_id, event))
     return mapped
 
 
@@ -93,9 +105,11 @@ def _contact_event(payload: dict[str, Any], overrides: Mapping[str, str]) -> lis
     if isinstance(channel, Ignored):
         return channel
     queue = last_segment(field(detail, "queueInfo", "queueArn"))
+    initial = _initial(field(detail, "initialContactId"), contact)
     if kind == "QUEUED":
         when = field(detail, "queueInfo", "enqueueTimestamp") or payload.get("time")
-        return _events(contact, channel, queue, [("queued", "chat.started", when, {})])
+        entered = "chat.transferred" if initial else "chat.started"
+        return _events(contact, channel, queue, [("queued", entered, when, {})], initial)
     if kind == "CONNECTED_TO_AGENT":
         when = field(detail, "agentInfo", "connectedToAgentTimestamp") or payload.get("time")
         agent = last_segment(field(detail, "agentInfo", "agentArn"))
@@ -104,12 +118,13 @@ def _contact_event(payload: dict[str, Any], overrides: Mapping[str, str]) -> lis
             channel,
             queue,
             [("agent", "chat.agent_joined", when, {"agent_id": agent} if agent else {})],
+            initial,
         )
     if kind == "DISCONNECTED":
         if queue is None:
             return Ignored("the contact never queued (self-service)")
         when = field(detail, "disconnectTimestamp") or payload.get("time")
-        return _events(contact, channel, queue, [("ended", "chat.ended", when, {})])
+        return _events(contact, channel, queue, [("ended", "chat.ended", when, {})], initial)
     if isinstance(kind, str):
         return Ignored(f"{kind[:40]} is not a queue step")
     raise Unmappable("detail.eventType is missing")
@@ -125,7 +140,9 @@ def _contact_record(payload: dict[str, Any], overrides: Mapping[str, str]) -> li
     if not isinstance(queue_info, dict) or not enqueued:
         return Ignored("the contact never queued (self-service)")
     queue = last_segment(queue_info.get("ARN")) or last_segment(queue_info.get("Name"))
-    steps: list[tuple[str, str, Any, dict[str, Any]]] = [("queued", "chat.started", enqueued, {})]
+    initial = _initial(payload.get("InitialContactId"), contact)
+    entered = "chat.transferred" if initial else "chat.started"
+    steps: list[tuple[str, str, Any, dict[str, Any]]] = [("queued", entered, enqueued, {})]
     connected = field(payload, "Agent", "ConnectedToAgentTimestamp")
     if connected:
         agent = last_segment(field(payload, "Agent", "ARN")) or last_segment(
@@ -135,4 +152,10 @@ def _contact_record(payload: dict[str, Any], overrides: Mapping[str, str]) -> li
     ended = payload.get("DisconnectTimestamp")
     if ended:
         steps.append(("ended", "chat.ended", ended, {}))
-    return _events(contact, channel, queue, steps)
+    return _events(contact, channel, queue, steps, initial)
+
+
+def _initial(value: Any, contact: str) -> str | None:
+    """The first contact of a transferred call, when `contact` is a later leg."""
+    initial = value if isinstance(value, str) and value else None
+    return initial if initial is not None and initial != contact else None

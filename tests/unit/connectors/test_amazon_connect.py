@@ -48,3 +48,34 @@ def test_self_service_and_tasks_are_ignored() -> None:
     assert isinstance(map_record(task), Ignored)
     no_queue = dict(data["contact_record"], Queue=None)
     assert isinstance(map_record(no_queue), Ignored)
+
+
+def test_a_transfer_leg_belongs_to_the_first_contact_and_counts_once() -> None:
+    from stream_app.core.lifecycle import LifecycleRules, apply_chat_event, chat_facts
+    from stream_app.core.timeutil import parse_rfc3339_ms
+
+    data = fixture("amazon_connect")
+    leg = events_of(data["transfer_leg"])
+    first = "c0ffee00-0000-4000-8000-000000000001"
+    assert [(e["chat_id"], e["event_type"]) for e in leg] == [
+        (first, "chat.transferred"),
+        (first, "chat.agent_joined"),
+        (first, "chat.ended"),
+    ]
+    assert all(str(e["event_id"]).startswith("connect:c0ffee00-0000-4000-8000-000000000004:") for e in leg)
+    # Fold both legs through the pure core: one call, one start, the first leg's 30 s wait.
+    state: dict[str, object] = {}
+    for event in [*events_of(data["contact_events"][:4]), *leg]:
+        apply_chat_event(state, event, parse_rfc3339_ms(str(event["occurred_at"])))
+    facts = chat_facts(state, LifecycleRules())
+    assert [f[2] for f in facts].count("chat_started") == 1
+    assert [(f[2], f[3]) for f in facts if f[2] == "chat_wait"] == [("chat_wait", 30_000)]
+    # the same leg as a contact record maps to the same events
+    record = dict(
+        data["contact_record"], ContactId="c0ffee00-0000-4000-8000-000000000004", InitialContactId=first
+    )
+    assert {e["event_type"] for e in events_of([record])} == {
+        "chat.transferred",
+        "chat.agent_joined",
+        "chat.ended",
+    }
