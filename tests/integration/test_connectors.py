@@ -23,6 +23,7 @@ import pytest
 
 from stream_app.checkpoint import DEADLETTER_TOPIC
 from tests.integration.harness import (
+    RUN,
     ConnectProcess,
     LocalKafka,
     WorkerProcess,
@@ -292,3 +293,59 @@ def test_a_broker_stopped_during_a_post_gets_a_non_2xx_and_the_retry_is_exact(
     }
     dead = run_sync(consume_all(own_kafka.bootstrap, DEADLETTER_TOPIC, 5.0))
     assert [dict(r.headers)["x-error-reason"] for r in dead] == [b"unmappable"]
+
+
+def test_amazon_connect_records_on_a_raw_topic_are_mapped_once(bootstrap: str, workdir: Path) -> None:
+    """Contact records the user's pipeline writes to a raw topic (at least once: one
+    record twice, and a later version of it) → one set of §3 events on cx.chats."""
+    from tests.integration.harness import produce
+
+    raw = f"amazon-connect-raw-{RUN}"
+    shift = int(time.time()) - 3600 - int(ANCHOR.timestamp())
+    record = rebased(json.loads((FIXTURES / "amazon_connect.json").read_text())["contact_record"], shift)
+    record["ContactId"] = f"raw-{RUN}"
+    later = dict(record, LastUpdateTimestamp=rebased("2026-11-30T11:00:00Z", shift))
+    junk = b"not json"
+
+    async def create() -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(raw, num_partitions=1, replication_factor=1)])
+        finally:
+            await admin.close()
+
+    run_sync(create())
+    run_sync(
+        produce(
+            bootstrap,
+            [
+                (raw, b"k", json.dumps(record).encode()),
+                (raw, b"k", json.dumps(record).encode()),
+                (raw, b"k", json.dumps(later).encode()),
+                (raw, b"k", junk),
+            ],
+        )
+    )
+    connect = ConnectProcess(bootstrap, workdir, STREAM_APP_AMAZON_CONNECT_TOPIC=raw, **connect_env())
+    connect.start()
+    try:
+
+        def mapped() -> list[dict[str, Any]]:
+            found = [json.loads(r.value) for r in run_sync(consume_all(bootstrap, "cx.chats", 5.0))]
+            return [e for e in found if e.get("chat_id") == f"raw-{RUN}"]
+
+        connect.wait_until(lambda: len(mapped()) >= 9, 60, "the raw records mapped")
+        dead = run_sync(consume_all(bootstrap, DEADLETTER_TOPIC, 5.0))
+    finally:
+        connect.stop()
+    events = mapped()
+    # three records × (queued, agent, ended), all with the same three ids: the worker
+    # keeps one of each (SPEC §4 duplicates)
+    assert sorted({e["event_id"] for e in events}) == [
+        f"connect:raw-{RUN}:{s}" for s in ("agent", "ended", "queued")
+    ]
+    assert {e["channel"] for e in events} == {VOICE}
+    assert any(dict(r.headers).get("x-source-topic") == raw.encode() for r in dead)
