@@ -251,10 +251,8 @@ def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
     return 0
 
 
-def scrape(url: str, *names: str) -> dict[str, float]:
-    """The worker's /metrics samples (only the families `names`, when given)."""
-    query = "?" + "&".join(f"name[]={name}" for name in names) if names else ""
-    with urllib.request.urlopen(url + "/metrics" + query, timeout=5) as response:
+def scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
         return parse_samples(response.read().decode())
 
 
@@ -272,7 +270,6 @@ class ServiceRun:
     latency_p99_ms: float | None = None
     latency_probes: int = 0
     offered_rate: float = 0.0
-    scrape_ms: list[float] = field(default_factory=list)  # how long each whole /metrics scrape took
 
 
 class Worker:
@@ -322,17 +319,12 @@ def measure_service(worker: Worker, data: Dataset, timeout_s: float) -> ServiceR
     expected = len(data.records)
     deadline = time.monotonic() + timeout_s
     first = 0.0
-    counted_all = False
     while True:
         worker.alive()
         if time.monotonic() > deadline:
             raise RuntimeError(f"the worker did not finish {expected} events in {timeout_s:.0f} s")
-        # Until every event is counted, ask only for the counter: a whole scrape
-        # builds every series' snapshots, and polling that five times a second took a
-        # fifth of the worker's time with 20 series (Prometheus scrapes every 15 s).
-        asked = time.perf_counter()
         try:
-            samples = scrape(worker.url) if counted_all else scrape(worker.url, "cx_events_total")
+            samples = scrape(worker.url)
         except OSError:
             time.sleep(0.2)
             continue
@@ -340,13 +332,9 @@ def measure_service(worker: Worker, data: Dataset, timeout_s: float) -> ServiceR
         counted = int(total(samples, "cx_events_total{"))
         if counted and not first:
             first = now
+        rss = rss_bytes(worker.process.pid)
         if counted:
-            run.rss_samples.append((counted, rss_bytes(worker.process.pid)))
-        if counted_all:
-            run.scrape_ms.append((now - asked) * 1000)
-        elif counted >= expected:
-            counted_all = True
-            continue
+            run.rss_samples.append((counted, rss))
         contacts = total(samples, "cx_contacts{", 'channel="all"', 'window="24h"')
         surveys = sum(
             total(samples, name, 'channel="all"', 'window="24h"')
@@ -454,8 +442,6 @@ class Report:
     service_vs_baseline: float
     store: str
     queues: int = 0
-    #: How long one whole /metrics scrape took at the end of the service phase (median).
-    scrape_p50_ms: float | None = None
 
 
 def run_bench(args: argparse.Namespace) -> Report:
@@ -506,7 +492,6 @@ def run_bench(args: argparse.Namespace) -> Report:
             service_vs_baseline=round(service.events_per_s / baseline, 1) if baseline == baseline else 0.0,
             store=args.store,
             queues=args.queues,
-            scrape_p50_ms=round(statistics.median(service.scrape_ms), 1) if service.scrape_ms else None,
         )
     finally:
         stop_broker()
@@ -563,14 +548,13 @@ def format_report(report: Report) -> str:
     p50 = "-" if report.latency_p50_ms is None else f"{report.latency_p50_ms:,.0f} ms"
     p99 = "-" if report.latency_p99_ms is None else f"{report.latency_p99_ms:,.0f} ms"
     rss = ", ".join(f"{events:,}: {mb:.0f}" for events, mb in report.rss_mb_at)
-    scrape = "-" if report.scrape_p50_ms is None else f"{report.scrape_p50_ms:,.0f} ms"
     lines = [
         f"CX stream bench: {report.broker}, {report.events:,} events ({mix}), 9 channels,"
         f"{f' {report.queues} queues,' if report.queues else ''} store {report.store}",
         f"  1. limit     aiokafka consume + orjson decode         {report.limit_events_per_s:>10,} ev/s",
         f"  2. baseline  Faust, per-event tumbling-table update   {report.baseline_events_per_s:>10,} ev/s",
         f"  3. service   whole pipeline, first record → /metrics  {report.service_events_per_s:>10,} ev/s"
-        f"  ({report.service_seconds:.1f} s; a whole /metrics scrape {scrape})",
+        f"  ({report.service_seconds:.1f} s)",
         f"  4. latency   at {report.latency_offered_events_per_s:,.0f} ev/s offered, produce → /metrics:"
         f"  p50 {p50}  p99 {p99}  ({report.latency_probes} probes)",
         f"  5. memory    worker peak RSS {report.peak_rss_mb:.0f} MB; RSS (MB) by events counted: {rss}",

@@ -55,11 +55,7 @@ def register_routes(app: faust.App, service: CxService) -> None:
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            # `?name[]=<metric>` (repeatable) as prometheus_client's own handler: only those
-            registry: Any = service.instruments.registry
-            query: Any = request.query  # a MultiDict: name[] may repeat
-            names = query.getall("name[]", [])
-            body = generate_latest(registry.restricted_registry(names) if names else registry)
+            body = generate_latest(service.instruments.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/api/v1/scores")

@@ -136,7 +136,7 @@ class AlertFiring(Collector):
         self.values.clear()
 
     def describe(self) -> list[Metric]:
-        return [GaugeMetricFamily("cx_alert_firing", "1 while an alert is firing")]
+        return []
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("cx_alert_firing", "1 while an alert is firing")
@@ -150,14 +150,9 @@ class ScoreCollector(Collector):
         self.source = source
 
     def describe(self) -> list[Metric]:
-        """The families without samples: cheap at registration, and `/metrics?name[]=`
-        asking for other metrics does not build the snapshots."""
-        return list(self._families(()))
+        return []  # dynamic: skip the registration-time collect
 
     def collect(self) -> Iterator[Metric]:
-        return self._families(self.source())
-
-    def _families(self, snapshots: Iterable[dict[str, Any]]) -> Iterator[Metric]:
         labels = ["channel", "window"]
         families = {name: GaugeMetricFamily(name, text, labels=labels) for name, text, _, _ in _SHARES}
         # Percentile families are summaries over their window (SPEC §6): quantiles
@@ -189,7 +184,7 @@ class ScoreCollector(Collector):
         )
         live_families = {name: GaugeMetricFamily(name, text, labels=["channel"]) for name, text, _ in _LIVE}
         seen_channels: set[str] = set()
-        for snap in snapshots:
+        for snap in self.source():
             dim = series_labels(snap["channel"])
             labelled = {**dim, "window": snap["window"]}
             for name, _, part, field in _SHARES:
@@ -260,21 +255,17 @@ class LagCollector(Collector):
         self.source = source
 
     def describe(self) -> list[Metric]:
-        return [self._family()]
+        return []
 
     def collect(self) -> Iterator[Metric]:
-        lag = self._family()
-        for topic, partition, behind in self.source():
-            lag.add_metric([topic, str(partition)], float(behind))
-        yield lag
-
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
+        lag = GaugeMetricFamily(
             "cx_consumer_lag",
             "Input records not yet processed (assigned partitions)",
             labels=["topic", "partition"],
         )
+        for topic, partition, behind in self.source():
+            lag.add_metric([topic, str(partition)], float(behind))
+        yield lag
 
 
 class Instruments:

@@ -39,7 +39,6 @@ from stream_app.core import alerts
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
-from stream_app.core.live_queue import chunk_times
 from stream_app.core.queues import OTHER, PREFIX, internal, is_queue, public, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
@@ -366,10 +365,10 @@ class CxService:
             touched = {t - t % LIVE_CHUNK_MS for t in deltas}
             for chunk in touched:
                 key = live_key(channel, kind, chunk)
-                held = queue.chunk(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {"k": []}
-                self.scores[key] = {"p": partition, "o": offset, **held}
+                times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
+                self.scores[key] = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
                 self.applied[key] = offset
-                if held["k"]:
+                if times:
                     self.empty_live.pop(key, None)
                 else:
                     self.empty_live[key] = now
@@ -403,7 +402,7 @@ class CxService:
             self.series_partition[channel] = int(value["p"])
             if suffix.startswith(LIVE_PREFIX):
                 kind = suffix.split("|")[1]
-                times = chunk_times(value)
+                times = {int(t): int(n) for t, n in value["t"].items()}
                 if times:
                     board.live_queue(channel).apply(kind, times)
                 else:
@@ -536,8 +535,7 @@ class CxService:
         self.scoreboard.advance(now)
         stored: dict[str, alerts.State] = self.alert_states.get(channel) or {}
         states = dict(stored)
-        read = {w for rule in self.settings.alert_rules if rule.applies_to(channel) for w in rule.windows}
-        windows = self.scoreboard.views(channel, read)
+        windows = self.scoreboard.views(channel)
         live = self.scoreboard.figures(channel)
         settled = now - self.catching_up.get(channel, -LIVE_SETTLE_MS) >= LIVE_SETTLE_MS
         messages = alerts.evaluate(self.settings.alert_rules, channel, windows, live, states, now, settled)

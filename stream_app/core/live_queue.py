@@ -139,19 +139,6 @@ class LiveQueue:
             breach_soon_resolution=self.count_between("resolution_due", now_ms + 1, now_ms + SOON_MS),
         )
 
-    def chunk(self, kind: str, low: int, high: int) -> dict[str, Any]:
-        """The times of one kind in [low, high) as stored, one record per chunk of
-        time: `{"k": [time ms, …] sorted, "m": {"<time ms>": count − 1}}` for the few
-        times held more than once. Written after every partial that touches the
-        chunk, so it is a slice of the sorted list, not a dict built per time (that
-        took half the merge stage's time with a few hundred open tickets an hour)."""
-        keys = self._keys.get(kind)
-        if not keys:
-            return {"k": [], "m": {}}
-        held = keys[bisect_left(keys, low) : bisect_left(keys, high)]
-        more = self._more.get(kind) or {}
-        return {"k": held, "m": {str(t): n for t, n in more.items() if low <= t < high}}
-
     def between(self, kind: str, low: int, high: int) -> dict[int, int]:
         """The times of one kind in [low, high) with their counts (for storage: one
         record per chunk of time), found by binary search, not a scan of the backlog."""
@@ -160,14 +147,3 @@ class LiveQueue:
             return {}
         counts = self.times[kind]
         return {t: counts[t] for t in keys[bisect_left(keys, low) : bisect_left(keys, high)]}
-
-
-def chunk_times(record: Mapping[str, Any]) -> dict[int, int]:
-    """A stored chunk (`LiveQueue.chunk`) → time ms → count. Also reads the older
-    layout `{"t": {"<time ms>": count}}`."""
-    if "t" in record:
-        return {int(t): int(n) for t, n in record["t"].items()}
-    counts = dict.fromkeys((int(t) for t in record.get("k", ())), 1)
-    for t, extra in record.get("m", {}).items():
-        counts[int(t)] = counts.get(int(t), 1) + int(extra)
-    return counts

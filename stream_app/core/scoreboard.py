@@ -128,8 +128,6 @@ class Scoreboard:
         #: rebuilt only when something moved, not on every scrape or push.
         self.version = 0
         self._snapshots: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
-        #: `timeline.edges` when the channels' windows last moved.
-        self._edges = timeline.edges(now_ms)
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
@@ -161,10 +159,6 @@ class Scoreboard:
         if self.timeline.bucket_of(now_ms) != self.timeline.bucket_of(self.now_ms):
             self.version += 1  # window edges move only at bucket boundaries
         self.now_ms = now_ms
-        edges = self.timeline.edges(now_ms)
-        if edges == self._edges:  # no window edge moved: nothing to do per series
-            return
-        self._edges = edges
         quiet = []
         for channel, windows in self.channels.items():
             dropped = windows.advance(now_ms)
@@ -217,12 +211,11 @@ class Scoreboard:
             "slares_open": queue.count_between("resolution_due", low, self.now_ms),
         }
 
-    def views(self, channel: str, names: Iterable[str] | None = None) -> dict[str, Aggregate]:
-        """The channel's windows (all, or those in `names`) as alert rules read them:
-        each aggregate plus the open breaches inside it (sketches shared, not copied)."""
+    def views(self, channel: str) -> dict[str, Aggregate]:
+        """Every window of the channel as alert rules read it: its aggregate plus the
+        open breaches inside it (sketches shared, not copied)."""
         windows = self.channel(channel).windows
-        wanted = windows.keys() if names is None else set(names) & windows.keys()
-        return {name: windows[name].with_counts(self.open_breaches(channel, name)) for name in wanted}
+        return {name: agg.with_counts(self.open_breaches(channel, name)) for name, agg in windows.items()}
 
     def snapshots(self, exact: bool = False) -> list[dict[str, Any]]:
         """Every owned channel × reported window; rebuilt when something changed, and

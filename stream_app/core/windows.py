@@ -76,11 +76,6 @@ class Timeline:
         """Is the window of the same length before `window` still inside retention?"""
         return window.name != TODAY and 2 * window.length_ms <= self.retention_ms
 
-    def edges(self, now_ms: int) -> tuple[int, ...]:
-        """Every window's lower edge and the retention edge at `now_ms`: while these
-        stay the same, moving a channel's windows to `now_ms` changes nothing."""
-        return (*(self.lower_edge(w, now_ms) for w in self.windows), self.oldest_bucket(now_ms))
-
     def lower_edge(self, window: WindowSpec, now_ms: int) -> int:
         """First bucket inside the window: the W/bucket newest buckets, or since midnight."""
         if window.name == TODAY:
