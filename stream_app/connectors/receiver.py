@@ -29,7 +29,7 @@ from stream_app.checkpoint import DEADLETTER_TOPIC as DEADLETTER
 from stream_app.config import Settings
 from stream_app.connectors.mapped import Mapped
 from stream_app.connectors.settings import SOURCES, ConnectSettings
-from stream_app.connectors.webhook import Decision, decide
+from stream_app.connectors.webhook import Decision, decide, unmappable_headers
 
 log = logging.getLogger("stream_app.connect")
 
@@ -124,11 +124,7 @@ class Receiver:
     async def _produce(self, source: str, body: bytes, decision: Decision) -> None:
         sent = [self._send(record) for record in decision.records]
         if decision.deadletter:
-            headers = [
-                ("x-error-reason", b"unmappable"),
-                ("x-error-detail", decision.detail.encode("utf-8", "replace")),
-                ("x-source-topic", f"connect:{source}".encode()),
-            ]
+            headers = unmappable_headers(decision.detail, [("x-source-topic", f"connect:{source}".encode())])
             sent.append(self.producer.send_and_wait(DEADLETTER, body, headers=headers))
         if sent:
             await asyncio.gather(*sent)

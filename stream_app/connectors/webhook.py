@@ -44,6 +44,12 @@ class Decision:
     deadletter: bool = False
 
 
+def unmappable_headers(detail: str, origin: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Dead-letter headers of a payload a connector cannot map (SPEC §2): reason
+    `unmappable`, the detail, and where it came from (`x-source-*`)."""
+    return [("x-error-reason", b"unmappable"), ("x-error-detail", detail.encode("utf-8", "replace")), *origin]
+
+
 def signed(source: str, headers: Mapping[str, str], body: bytes, secrets: Mapping[str, str]) -> bool:
     """Whether the request passes the source's signature check (True when no secret is set)."""
     secret = secrets.get(source)

@@ -263,6 +263,18 @@ async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes |
         await producer.stop()
 
 
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    """Create one topic (replication 1) with the admin API."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
 async def consume_all(
     bootstrap: str, topic: str, timeout: float = 5.0, isolation_level: str = "read_uncommitted"
 ) -> list[Any]:

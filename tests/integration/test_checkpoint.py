@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from stream_app.checkpoint import Checkpointer, Folded, PartitionBatch
 from stream_app.internal_topics import changelog_topic
 from tests.integration.exactness import exactly_once
-from tests.integration.harness import RUN, consume_all, run_sync
+from tests.integration.harness import RUN, consume_all, create_topic, run_sync
 
 pytestmark = [pytest.mark.integration]
 
@@ -38,12 +37,7 @@ def test_a_fenced_producer_fails_the_commit_cleanly_and_is_dropped(bootstrap: st
     options = {"bootstrap_servers": bootstrap}
 
     async def scenario() -> tuple[list[PartitionBatch], set[int], set[int]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-        finally:
-            await admin.close()
+        await create_topic(bootstrap, topic)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # offsets: none in these batches
         stale = Checkpointer(app_id, True, True, options)
         fresh = Checkpointer(app_id, True, True, options)

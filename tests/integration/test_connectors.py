@@ -29,6 +29,7 @@ from tests.integration.harness import (
     WorkerProcess,
     channel,
     consume_all,
+    create_topic,
     metric_value,
     run_sync,
 )
@@ -307,17 +308,7 @@ def test_amazon_connect_records_on_a_raw_topic_are_mapped_once(bootstrap: str, w
     later = dict(record, LastUpdateTimestamp=rebased("2026-11-30T11:00:00Z", shift))
     junk = b"not json"
 
-    async def create() -> None:
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(raw, num_partitions=1, replication_factor=1)])
-        finally:
-            await admin.close()
-
-    run_sync(create())
+    run_sync(create_topic(bootstrap, raw))
     run_sync(
         produce(
             bootstrap,
