@@ -177,6 +177,9 @@ class Comparison:
     lost: int  # counts the workers show fewer of than the reference
     double: int  # counts they show more of
     differing: list[str]
+    #: Per differing snapshot, its counts and live figures that differ (got/want): for
+    #: failure messages, which CI shows but keeps no worker state for.
+    counts: list[str] = field(default_factory=list)
 
 
 def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
@@ -198,6 +201,7 @@ def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
                 found[(snap["channel"], snap["window"])] = snap
     lost = double = 0
     differing = []
+    counts: list[str] = []
     references: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
     timed = sorted((snapshot_time_ms(snap) or 0, key, snap) for key, snap in found.items())
     for as_of, (channel, window), snap in timed:  # the reference only moves forward in time
@@ -215,13 +219,24 @@ def compare(workers: list[WorkerProcess], stream: Stream) -> Comparison:
                 differing.append(f"{channel}/{window} ({detail[:1500]})")
             else:
                 differing.append(f"{channel}/{window}")
+        off = []
         for path in COUNT_PATHS:
             got, want = _at(snap, path), _at(expected, path)
             lost += max(0, want - got)
             double += max(0, got - want)
+            if got != want:
+                off.append(f"{'.'.join(path)} {got}/{want}")
+        live_got, live_want = snap.get("live") or {}, expected.get("live") or {}
+        off.extend(
+            f"live.{k} {live_got.get(k)}/{live_want.get(k)}"
+            for k in sorted(live_got.keys() | live_want.keys())
+            if k != "oldest_open_ticket_seconds" and live_got.get(k) != live_want.get(k)
+        )
+        if off:
+            counts.append(f"{channel}/{window}: {', '.join(off)}")
     missing = {(c, w) for c in wanted for w in stream.reference.scoreboard.reported} - set(found)
     differing.extend(f"{c}/{w} (not served)" for c, w in sorted(missing))
-    return Comparison(not differing, lost, double, differing)
+    return Comparison(not differing, lost, double, differing, counts)
 
 
 def _reference(stream: Stream, as_of_ms: int) -> dict[tuple[str, str], dict[str, Any]]:

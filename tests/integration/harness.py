@@ -140,6 +140,18 @@ class WorkerProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def log_problems(self, lines: int = 30) -> str:
+        """The last `lines` warning, error and traceback lines of the log (for failure
+        messages: CI keeps only the test output)."""
+        if not self.log_path.exists():
+            return ""
+        found = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if any(word in line for word in ("WARNING", "ERROR", "CRITICAL", "Traceback", "Error:"))
+        ]
+        return "\n".join(found[-lines:])
+
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=5) as response:
             body: bytes = response.read()

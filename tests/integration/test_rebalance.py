@@ -54,8 +54,9 @@ class OwnershipWatch(threading.Thread):
 
 
 def test_a_killed_worker_s_partitions_move_and_come_back_exact(
-    bootstrap: str, workdir: Any, capsys: pytest.CaptureFixture[str]
+    quiet_bootstrap: str, workdir: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    bootstrap = quiet_bootstrap
     rng = random.Random(RUN + "rebalance")
     stream = bench_stream("rebal", EVENTS, seed=rng.randrange(2**32))
     expected = total(stream)
@@ -69,17 +70,27 @@ def test_a_killed_worker_s_partitions_move_and_come_back_exact(
         worker.start()
     watch = OwnershipWatch(workers, {*stream.channels, "all"})
     watch.start()
+    phases: list[str] = []
+    started = time.monotonic()
+
+    def phase(name: str) -> None:
+        phases.append(f"{name} {time.monotonic() - started:.0f} s")
+
     try:
         half = len(stream.records) // 2
         run_sync(produce(bootstrap, stream.records[:half]))
         survivor.wait_until(lambda: progress(workers, stream) >= 0.2 * expected, 300, "20% counted")
+        phase("20% counted")
         shared = [w for w in workers if owns_channels(w)]
         victim.kill()
         run_sync(produce(bootstrap, stream.records[half:]))
         survivor.wait_until(lambda: progress([survivor], stream) >= 0.7 * expected, 300, "70% after the kill")
+        phase("70% after the kill")
         victim.start()
         victim.wait_until(lambda: owns_channels(victim), 180, "the restarted worker to get channels back")
+        phase("channels back")
         result = settle(workers, stream)
+        phase("settled" if result.lost == 0 else "gave up settling")
         owners_after = [w for w in workers if owns_channels(w)]
     finally:
         watch.done.set()
@@ -90,7 +101,12 @@ def test_a_killed_worker_s_partitions_move_and_come_back_exact(
         print(
             f"\n  rebalance: {EVENTS:,} events, 1 worker killed and restarted: lost {result.lost},"
             f" double-counted {result.double}; {watch.samples} samples, {len(watch.overlaps)} overlaps"
+            f" ({', '.join(phases)})"
         )
+        if result.lost:  # CI keeps no worker logs: say what differs and what the workers said
+            print("  differing counts (got/want):\n    " + "\n    ".join(result.counts[:40]))
+            for name, worker in (("survivor", survivor), ("victim", victim)):
+                print(f"  {name} log, warnings and errors:\n{worker.log_problems()}")
     assert len(shared) == 2, "both workers should own channels before the kill"
     assert len(owners_after) == 2, "the restarted worker should own channels again"
     assert result.lost == 0, result.differing
