@@ -8,7 +8,11 @@ One run, one broker, the same events for every contender:
 3. service   the real worker (validation, dedup, state machines, every window), from
              its first record to the last aggregate visible in /metrics;
 4. latency   at a fixed offered load: produce → the metric update visible in /metrics;
-5. memory    the worker's RSS while it works, and its peak.
+5. memory    the worker's RSS while it works, and its peak;
+6. quix      (`--quix`) a peer: Quix Streams folding per-channel tumbling CSAT
+             counts from the same topics (stream_app/bench_quix.py).
+
+Every throughput row is also shown as a share of the same run's limit.
 
 Each contender runs in a process of its own and reads the pre-loaded topics from
 the beginning under a fresh consumer group, so none shares a cache with another.
@@ -442,6 +446,11 @@ class Report:
     service_vs_baseline: float
     store: str
     queues: int = 0
+    #: The Quix Streams peer (`--quix`); 0: not run.
+    quix_events_per_s: float = 0
+    service_vs_quix: float = 0.0
+    #: Why the peer row is missing when `--quix` was asked for.
+    quix_error: str = ""
 
 
 def run_bench(args: argparse.Namespace) -> Report:
@@ -460,6 +469,15 @@ def run_bench(args: argparse.Namespace) -> Report:
         else:
             baseline = measure_baseline(bootstrap, len(data.records), broker_kind, workdir, args.timeout)
         print(f"baseline: {baseline:,.0f} ev/s", flush=True)
+        quix, quix_error = 0.0, ""
+        if args.quix:
+            from stream_app.bench_quix import measure_quix
+
+            try:
+                quix = measure_quix(bootstrap, len(data.records), workdir, args.timeout)
+            except RuntimeError as exc:  # the peer failing is no reason to lose the other rows
+                quix_error = str(exc)
+            print(f"quix:     {f'{quix:,.0f} ev/s' if quix else quix_error}", flush=True)
         worker = Worker(bootstrap, broker_kind, workdir, args.store, args.queues)
         try:
             service = measure_service(worker, data, args.timeout)
@@ -492,6 +510,9 @@ def run_bench(args: argparse.Namespace) -> Report:
             service_vs_baseline=round(service.events_per_s / baseline, 1) if baseline == baseline else 0.0,
             store=args.store,
             queues=args.queues,
+            quix_events_per_s=round(quix),
+            service_vs_quix=round(service.events_per_s / quix, 2) if quix else 0.0,
+            quix_error=quix_error,
         )
     finally:
         stop_broker()
@@ -548,18 +569,35 @@ def format_report(report: Report) -> str:
     p50 = "-" if report.latency_p50_ms is None else f"{report.latency_p50_ms:,.0f} ms"
     p99 = "-" if report.latency_p99_ms is None else f"{report.latency_p99_ms:,.0f} ms"
     rss = ", ".join(f"{events:,}: {mb:.0f}" for events, mb in report.rss_mb_at)
+    limit = report.limit_events_per_s
+
+    def share(rate: float) -> str:
+        return f"  {rate / limit:6.1%} of limit" if limit and rate else ""
+
     lines = [
         f"CX stream bench: {report.broker}, {report.events:,} events ({mix}), 9 channels,"
         f"{f' {report.queues} queues,' if report.queues else ''} store {report.store}",
         f"  1. limit     aiokafka consume + orjson decode         {report.limit_events_per_s:>10,} ev/s",
-        f"  2. baseline  Faust, per-event tumbling-table update   {report.baseline_events_per_s:>10,} ev/s",
+        f"  2. baseline  Faust, per-event tumbling-table update   {report.baseline_events_per_s:>10,} ev/s"
+        f"{share(report.baseline_events_per_s)}",
         f"  3. service   whole pipeline, first record → /metrics  {report.service_events_per_s:>10,} ev/s"
-        f"  ({report.service_seconds:.1f} s)",
+        f"{share(report.service_events_per_s)}  ({report.service_seconds:.1f} s)",
         f"  4. latency   at {report.latency_offered_events_per_s:,.0f} ev/s offered, produce → /metrics:"
         f"  p50 {p50}  p99 {p99}  ({report.latency_probes} probes)",
         f"  5. memory    worker peak RSS {report.peak_rss_mb:.0f} MB; RSS (MB) by events counted: {rss}",
-        f"  service/limit {report.service_vs_limit:.1%}   service/baseline {report.service_vs_baseline:.1f}x",
     ]
+    if report.quix_events_per_s:
+        lines.append(
+            f"  6. quix      Quix Streams, per-channel tumbling CSAT  {report.quix_events_per_s:>10,.0f} ev/s"
+            f"{share(report.quix_events_per_s)}"
+        )
+    elif report.quix_error:
+        lines.append(f"  6. quix      not measured: {report.quix_error}")
+    ratios = f"  service/limit {report.service_vs_limit:.1%}"
+    ratios += f"   service/baseline {report.service_vs_baseline:.1f}x"
+    if report.service_vs_quix:
+        ratios += f"   service/quix {report.service_vs_quix:.2f}x"
+    lines.append(ratios)
     return "\n".join(lines)
 
 
@@ -591,6 +629,11 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--timeout", type=float, default=1800, help="give up on a contender after this (s)")
     bench.add_argument("--json", help="also write the figures to this file")
     bench.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) Faust baseline")
+    bench.add_argument(
+        "--quix",
+        action="store_true",
+        help="add the Quix Streams peer row (needs the bench extra: pip install 'cx-stream[bench]')",
+    )
     bench.set_defaults(func=cmd_bench)
 
 
