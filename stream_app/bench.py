@@ -277,24 +277,36 @@ class ServiceRun:
 
 
 class Worker:
-    def __init__(self, bootstrap: str, broker_kind: str, workdir: Path, store: str, queues: int = 0) -> None:
+    """One worker process; workers given the same `app_id` share the work (one group)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        broker_kind: str,
+        workdir: Path,
+        store: str,
+        queues: int = 0,
+        app_id: str = "",
+        index: int = 0,
+    ) -> None:
         from stream_app.embedded_broker import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        suffix = f"-{index}" if index else ""
         env = {
             **os.environ,
             "STREAM_APP_BROKER": bootstrap,
-            "STREAM_APP_APP_ID": f"cx-bench-{uuid.uuid4().hex[:8]}",
+            "STREAM_APP_APP_ID": app_id or f"cx-bench-{uuid.uuid4().hex[:8]}",
             "STREAM_APP_WEB_PORT": str(self.port),
             "STREAM_APP_STORE": store,
-            "STREAM_APP_DATA_DIR": str(workdir / "worker-data"),
+            "STREAM_APP_DATA_DIR": str(workdir / f"worker-data{suffix}"),
             "STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, PROBE_CHANNEL]),
             "STREAM_APP_LOG_LEVEL": "warning",
         }
         if queues:
             env["STREAM_APP_QUEUES"] = ",".join(bench_queues(queues))
-        self.log = workdir / "worker.log"
+        self.log = workdir / f"worker{suffix}.log"
         command = [sys.executable, "-m", "stream_app", "worker"]
         self.profiling = bool(profile := os.environ.get("CX_BENCH_PYSPY"))
         if profile:  # collapsed stacks, for docs/performance.md
@@ -317,32 +329,40 @@ class Worker:
                 self.process.kill()
 
 
-def measure_service(worker: Worker, data: Dataset, timeout_s: float) -> ServiceRun:
-    """First record counted → the last aggregate (all contacts, all surveys) in /metrics."""
+def measure_service(workers: list[Worker], data: Dataset, timeout_s: float) -> ServiceRun:
+    """First record counted → the last aggregate (all contacts, all surveys) in /metrics.
+
+    With several workers: events counted by all of them, the `all` series from the one
+    that owns it (a series is exported by its owner only), RSS summed.
+    """
     run = ServiceRun()
     expected = len(data.records)
     deadline = time.monotonic() + timeout_s
     first = 0.0
     while True:
-        worker.alive()
+        for worker in workers:
+            worker.alive()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not finish {expected} events in {timeout_s:.0f} s")
+            raise RuntimeError(f"the workers did not finish {expected} events in {timeout_s:.0f} s")
         try:
-            samples = scrape(worker.url)
+            scraped = [scrape(worker.url) for worker in workers]
         except OSError:
             time.sleep(0.2)
             continue
         now = time.perf_counter()
-        counted = int(total(samples, "cx_events_total{"))
+        counted = int(sum(total(samples, "cx_events_total{") for samples in scraped))
         if counted and not first:
             first = now
-        rss = rss_bytes(worker.process.pid)
+        rss = sum(rss_bytes(worker.process.pid) for worker in workers)
         if counted:
             run.rss_samples.append((counted, rss))
-        contacts = total(samples, "cx_contacts{", 'channel="all"', 'window="24h"')
-        surveys = sum(
-            total(samples, name, 'channel="all"', 'window="24h"')
-            for name in ("cx_csat_responses{", "cx_nps_responses{", "cx_ces_responses{")
+        contacts = max(total(samples, "cx_contacts{", 'channel="all"', 'window="24h"') for samples in scraped)
+        surveys = max(
+            sum(
+                total(samples, name, 'channel="all"', 'window="24h"')
+                for name in ("cx_csat_responses{", "cx_nps_responses{", "cx_ces_responses{")
+            )
+            for samples in scraped
         )
         if counted >= expected and contacts >= data.contacts and surveys >= data.surveys:
             run.seconds = now - first
@@ -352,7 +372,7 @@ def measure_service(worker: Worker, data: Dataset, timeout_s: float) -> ServiceR
 
 
 async def measure_latency(
-    worker: Worker, bootstrap: str, rate: float, seconds: float, seed: int
+    workers: list[Worker], bootstrap: str, rate: float, seconds: float, seed: int
 ) -> list[float]:
     """Offer `rate` events/s for `seconds`; every 100 ms a probe survey on its own channel.
 
@@ -368,9 +388,10 @@ async def measure_latency(
     async def watch() -> None:
         loop = asyncio.get_running_loop()
         while not stop.is_set() or len(seen_at) < len(sent_at):
-            samples = await loop.run_in_executor(None, scrape, worker.url)
+            scraped = [await loop.run_in_executor(None, scrape, worker.url) for worker in workers]
             now = time.perf_counter()
-            count = int(samples.get(f'cx_csat_responses{{channel="{PROBE_CHANNEL}",window="15m"}}', 0))
+            probe_key = f'cx_csat_responses{{channel="{PROBE_CHANNEL}",window="15m"}}'
+            count = int(max(samples.get(probe_key, 0) for samples in scraped))
             while len(seen_at) < min(count, len(sent_at)):
                 seen_at.append(now)
             if stop.is_set() and time.perf_counter() - stopped_at[0] > 30:
@@ -451,9 +472,13 @@ class Report:
     service_vs_quix: float = 0.0
     #: Why the peer row is missing when `--quix` was asked for.
     quix_error: str = ""
+    #: Worker processes sharing the work (one group); RSS figures are their sum.
+    workers: int = 1
 
 
 def run_bench(args: argparse.Namespace) -> Report:
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be 1 or more, not {args.workers}")
     workdir = Path(tempfile.mkdtemp(prefix="cx-bench-"))
     broker_label, bootstrap, broker_kind, stop_broker = start_broker(args.broker, workdir)
     try:
@@ -478,17 +503,23 @@ def run_bench(args: argparse.Namespace) -> Report:
             except RuntimeError as exc:  # the peer failing is no reason to lose the other rows
                 quix_error = str(exc)
             print(f"quix:     {f'{quix:,.0f} ev/s' if quix else quix_error}", flush=True)
-        worker = Worker(bootstrap, broker_kind, workdir, args.store, args.queues)
+        app_id = f"cx-bench-{uuid.uuid4().hex[:8]}"
+        workers = [
+            Worker(bootstrap, broker_kind, workdir, args.store, args.queues, app_id, index)
+            for index in range(args.workers)
+        ]
         try:
-            service = measure_service(worker, data, args.timeout)
+            service = measure_service(workers, data, args.timeout)
             print(f"service:  {service.events_per_s:,.0f} ev/s", flush=True)
             latencies = asyncio.run(
-                measure_latency(worker, bootstrap, args.rate, args.latency_seconds, args.seed)
+                measure_latency(workers, bootstrap, args.rate, args.latency_seconds, args.seed)
             )
-            service.peak_rss = rss_bytes(worker.process.pid, "VmHWM")
-            worker.alive()
+            service.peak_rss = sum(rss_bytes(worker.process.pid, "VmHWM") for worker in workers)
+            for worker in workers:
+                worker.alive()
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
         n = len(data.records)
         rss_points = _spread(service.rss_samples, 10)
         return Report(
@@ -513,6 +544,7 @@ def run_bench(args: argparse.Namespace) -> Report:
             quix_events_per_s=round(quix),
             service_vs_quix=round(service.events_per_s / quix, 2) if quix else 0.0,
             quix_error=quix_error,
+            workers=args.workers,
         )
     finally:
         stop_broker()
@@ -576,7 +608,8 @@ def format_report(report: Report) -> str:
 
     lines = [
         f"CX stream bench: {report.broker}, {report.events:,} events ({mix}), 9 channels,"
-        f"{f' {report.queues} queues,' if report.queues else ''} store {report.store}",
+        f"{f' {report.queues} queues,' if report.queues else ''} store {report.store}"
+        f"{f', {report.workers} workers (RSS summed)' if report.workers > 1 else ''}",
         f"  1. limit     aiokafka consume + orjson decode         {report.limit_events_per_s:>10,} ev/s",
         f"  2. baseline  Faust, per-event tumbling-table update   {report.baseline_events_per_s:>10,} ev/s"
         f"{share(report.baseline_events_per_s)}",
@@ -629,6 +662,9 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--timeout", type=float, default=1800, help="give up on a contender after this (s)")
     bench.add_argument("--json", help="also write the figures to this file")
     bench.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) Faust baseline")
+    bench.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the work (one group; default 1)"
+    )
     bench.add_argument(
         "--quix",
         action="store_true",
