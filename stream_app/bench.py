@@ -215,29 +215,29 @@ def baseline_main(bootstrap: str, expected: int, result_path: str, broker_kind: 
 def measure_baseline(
     bootstrap: str, expected: int, broker_kind: str, workdir: Path, timeout_s: float
 ) -> float:
-    result = workdir / "baseline.json"
-    log = (workdir / "baseline.log").open("wb")
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream_app.bench",
-            "--baseline-child",
-            bootstrap,
-            str(expected),
-            str(result),
-            broker_kind,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        child.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+    args = ["stream_app.bench", "--baseline-child", bootstrap, str(expected)]
+    return run_contender("baseline", [*args, str(workdir / "baseline.json"), broker_kind], workdir, timeout_s)
+
+
+def run_contender(name: str, module_args: list[str], workdir: Path, timeout_s: float) -> float:
+    """Run `python -m <module_args>` in a child that writes `<workdir>/<name>.json`
+    (`{"events", "seconds"}`) when it is done, and return its events/s.
+
+    Raises RuntimeError if the child stops without a result or runs out of time."""
+    result = workdir / f"{name}.json"
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        child = subprocess.Popen([sys.executable, "-m", *module_args], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise RuntimeError(f"{name} did not finish in {timeout_s:.0f} s (log {log_path})") from None
     if not result.exists():
-        raise RuntimeError(f"baseline did not finish in {timeout_s:.0f} s (log {workdir / 'baseline.log'})")
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        last = lines[-1] if lines else "no output"
+        raise RuntimeError(f"{name} stopped (exit {child.returncode}): {last} (log {log_path})")
     figures = json.loads(result.read_text())
     return float(figures["events"]) / float(figures["seconds"])
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,31 +75,15 @@ def quix_main(bootstrap: str, expected: int, result_path: str) -> None:
 
 
 def measure_quix(bootstrap: str, expected: int, workdir: Path, timeout_s: float) -> float:
-    """The peer's events/s, or raise RuntimeError (not installed, did not finish)."""
+    """The peer's events/s, or raise RuntimeError (not installed, stopped, timed out)."""
+    from stream_app.bench import run_contender
+
     try:
         import quixstreams  # noqa: F401
     except ImportError as exc:
         raise RuntimeError("the Quix row needs the bench extra: pip install 'cx-stream[bench]'") from exc
-    result = workdir / "quix.json"
-    log_path = workdir / "quix.log"
-    with log_path.open("wb") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "stream_app.bench_quix", bootstrap, str(expected), str(result)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            child.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            raise RuntimeError(f"Quix Streams did not finish in {timeout_s:.0f} s (log {log_path})") from None
-    if not result.exists():
-        lines = log_path.read_text(errors="replace").strip().splitlines()
-        last = lines[-1] if lines else "no output"
-        raise RuntimeError(f"Quix Streams stopped (exit {child.returncode}): {last} (log {log_path})")
-    figures = json.loads(result.read_text())
-    return float(figures["events"]) / float(figures["seconds"])
+    args = ["stream_app.bench_quix", bootstrap, str(expected), str(workdir / "quix.json")]
+    return run_contender("quix", args, workdir, timeout_s)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,6 @@ def test_the_peer_counts_csat_responses_and_satisfied_ones_only() -> None:
 
 
 def test_a_peer_that_failed_says_why_instead_of_a_row() -> None:
-    text = format_report(report(quix_error="Quix Streams stopped (exit 1): KeyError: 'retention.ms'"))
-    assert "6. quix      not measured: Quix Streams stopped (exit 1)" in text
+    text = format_report(report(quix_error="quix stopped (exit 1): KeyError: 'retention.ms'"))
+    assert "6. quix      not measured: quix stopped (exit 1)" in text
     assert "service/quix" not in text
