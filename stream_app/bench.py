@@ -215,17 +215,18 @@ def baseline_main(bootstrap: str, expected: int, result_path: str, broker_kind: 
 def measure_baseline(
     bootstrap: str, expected: int, broker_kind: str, workdir: Path, timeout_s: float
 ) -> float:
-    args = ["stream_app.bench", "--baseline-child", bootstrap, str(expected)]
-    return run_contender("baseline", [*args, str(workdir / "baseline.json"), broker_kind], workdir, timeout_s)
+    result = workdir / "baseline.json"
+    args = ["stream_app.bench", "--baseline-child", bootstrap, str(expected), str(result), broker_kind]
+    return run_contender("baseline", args, result, timeout_s)
 
 
-def run_contender(name: str, module_args: list[str], workdir: Path, timeout_s: float) -> float:
-    """Run `python -m <module_args>` in a child that writes `<workdir>/<name>.json`
-    (`{"events", "seconds"}`) when it is done, and return its events/s.
+def run_contender(name: str, module_args: list[str], result: Path, timeout_s: float) -> float:
+    """Run `python -m <module_args>` in a child that writes `result` (`{"events",
+    "seconds"}`) when it is done, and return its events/s; its output goes to the
+    `.log` file beside `result`.
 
     Raises RuntimeError if the child stops without a result or runs out of time."""
-    result = workdir / f"{name}.json"
-    log_path = workdir / f"{name}.log"
+    log_path = result.with_suffix(".log")
     with log_path.open("wb") as log:
         child = subprocess.Popen([sys.executable, "-m", *module_args], stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -285,9 +286,9 @@ class Worker:
         broker_kind: str,
         workdir: Path,
         store: str,
-        queues: int = 0,
-        app_id: str = "",
-        index: int = 0,
+        queues: int,
+        app_id: str,
+        index: int,
     ) -> None:
         from stream_app.embedded_broker import free_port
 
@@ -297,7 +298,7 @@ class Worker:
         env = {
             **os.environ,
             "STREAM_APP_BROKER": bootstrap,
-            "STREAM_APP_APP_ID": app_id or f"cx-bench-{uuid.uuid4().hex[:8]}",
+            "STREAM_APP_APP_ID": app_id,
             "STREAM_APP_WEB_PORT": str(self.port),
             "STREAM_APP_STORE": store,
             "STREAM_APP_DATA_DIR": str(workdir / f"worker-data{suffix}"),

@@ -26,20 +26,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from stream_app.core.formulas import SCALES, csat_satisfied
+
 INPUT_TOPICS = ("cx.tickets", "cx.chats", "cx.surveys")
-#: A CSAT response counts as satisfied at 4 or 5 of 5 (SPEC §4; the bench's scale).
-SATISFIED_FROM = 4
 
 
 def csat_fields(event: dict[str, Any]) -> dict[str, Any]:
     """One record as the peer folds it: its channel, 1 if it is a CSAT response, and
-    1 if that response is satisfied (pure: unit-tested)."""
+    1 if that response is satisfied (`formulas.csat_satisfied`, as the service counts)."""
     is_csat = event.get("event_type") == "survey.submitted" and event.get("survey") == "csat"
-    score = event.get("score") if is_csat else None
+    score, scale = event.get("score"), event.get("scale") or SCALES["csat"][0]
+    satisfied = is_csat and isinstance(score, int) and csat_satisfied(score, int(scale))
     return {
         "channel": str(event.get("channel", "?")),
         "csat": 1 if is_csat else 0,
-        "satisfied": 1 if isinstance(score, int | float) and score >= SATISFIED_FROM else 0,
+        "satisfied": 1 if satisfied else 0,
     }
 
 
@@ -82,8 +83,10 @@ def measure_quix(bootstrap: str, expected: int, workdir: Path, timeout_s: float)
         import quixstreams  # noqa: F401
     except ImportError as exc:
         raise RuntimeError("the Quix row needs the bench extra: pip install 'cx-stream[bench]'") from exc
-    args = ["stream_app.bench_quix", bootstrap, str(expected), str(workdir / "quix.json")]
-    return run_contender("quix", args, workdir, timeout_s)
+    result = workdir / "quix.json"
+    return run_contender(
+        "quix", ["stream_app.bench_quix", bootstrap, str(expected), str(result)], result, timeout_s
+    )
 
 
 if __name__ == "__main__":
