@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from stream_app.core.lifecycle import State
 
@@ -35,6 +36,7 @@ def encode(state: State) -> bytes:
     return bytes(memoryview(orjson.dumps(state)))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # RocksDBStateStore (state/) is not compiled
 class StateStore(ABC):
     """Encoded entity states per input partition, plus an expiry index.
 
