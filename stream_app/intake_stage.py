@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -45,8 +45,12 @@ from stream_app.state import open_stores
 
 log = logging.getLogger("stream_app.intake")
 
-#: Most input records folded per batch.
-INTAKE_BATCH = 5000
+#: Most input records folded per batch (only reached with a backlog: live traffic is
+#: flushed every STREAM_APP_FLUSH_INTERVAL). A batch's fixed costs (one transaction per
+#: input partition, a partial per series and partition, the merge stage's table write per
+#: bucket a partial touched) are shared by more events: 20,000 against 5,000 took stage 1
+#: from 10.3 to 5.6 s for the 100,000 bench events (docs/performance.md).
+INTAKE_BATCH = 20000
 EXPIRY_SWEEP_MS = 60_000
 __all__ = ["IntakeStage", "changelog_topic", "intake_group", "now_ms", "partials_topic", "repartition_topic"]
 KINDS = tuple(kind for _, kind, _ in INPUTS.values())
@@ -56,9 +60,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@lru_cache(maxsize=1 << 16)
 def entity_partition(entity_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as the Java client) gives a
-    record keyed by `entity_id`: where all of one ticket's/chat's events are folded."""
+    record keyed by `entity_id`: where all of one ticket's/chat's events are folded.
+    Cached: aiokafka's murmur2 is pure Python (about 3% of a worker's time uncached),
+    and a contact's events come close together."""
     return int(murmur2(entity_id.encode()) & 0x7FFFFFFF) % partitions
 
 

@@ -17,6 +17,7 @@ def report(**changes: object) -> Report:
         "baseline_events_per_s": 2_000,
         "service_events_per_s": 50_000,
         "service_seconds": 2.0,
+        "intake_seconds": 1.5,
         "latency_offered_events_per_s": 5000,
         "latency_p50_ms": 300.0,
         "latency_p99_ms": 600.0,
@@ -71,3 +72,15 @@ def test_a_peer_that_failed_says_why_instead_of_a_row() -> None:
     text = format_report(report(quix_error="quix stopped (exit 1): KeyError: 'retention.ms'"))
     assert "6. quix      not measured: quix stopped (exit 1)" in text
     assert "service/quix" not in text
+
+
+def test_a_skipped_baseline_says_so_instead_of_zero() -> None:
+    text = format_report(report(baseline_events_per_s=0, service_vs_baseline=0.0))
+    baseline = next(line for line in text.splitlines() if "2. baseline" in line)
+    assert "not run" in baseline and " 0 ev/s" not in baseline
+    assert "service/baseline" not in text
+
+
+def test_the_service_row_says_when_stage_1_had_counted_everything() -> None:
+    service = next(line for line in format_report(report()).splitlines() if "3. service" in line)
+    assert "(2.0 s; all counted by stage 1 after 1.5 s)" in service
