@@ -46,11 +46,11 @@ from stream_app.state import open_stores
 log = logging.getLogger("stream_app.intake")
 
 #: Most input records folded per batch (only reached with a backlog: live traffic is
-#: flushed every STREAM_APP_FLUSH_INTERVAL). A batch's fixed costs (one transaction per
-#: input partition, a partial per series and partition, the merge stage's table write per
-#: bucket a partial touched) are shared by more events: 20,000 against 5,000 took stage 1
-#: from 10.3 to 5.6 s for the 100,000 bench events (docs/performance.md).
-INTAKE_BATCH = 20000
+#: flushed every STREAM_APP_FLUSH_INTERVAL). The fold runs on the event loop without
+#: yielding: 20,000 took stage 1 from 10.3 to 5.6 s for the 100,000 bench events, but
+#: held the loop ~2 s per batch, long enough for /metrics to time out under overload
+#: (test_overload caught it). More per batch needs a fold that yields first.
+INTAKE_BATCH = 5000
 EXPIRY_SWEEP_MS = 60_000
 __all__ = ["IntakeStage", "changelog_topic", "intake_group", "now_ms", "partials_topic", "repartition_topic"]
 KINDS = tuple(kind for _, kind, _ in INPUTS.values())
