@@ -30,8 +30,9 @@ KILLS = int(os.environ.get("CX_CRASH_KILLS", "3"))
 
 
 def test_sigkill_at_random_points_keeps_every_figure_exact(
-    bootstrap: str, workdir: Any, capsys: pytest.CaptureFixture[str]
+    quiet_bootstrap: str, workdir: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    bootstrap = quiet_bootstrap  # a fresh embedded broker: see the fixture
     rng = random.Random(RUN)
     stream = bench_stream("crash", EVENTS, seed=rng.randrange(2**32))
     expected = total(stream)
