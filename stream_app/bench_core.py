@@ -31,8 +31,7 @@ from stream_app.core import lifecycle
 from stream_app.core.intake import INPUTS, Accepted, Decoded, Intake, Rejected, Schemas
 from stream_app.core.scoreboard import Partials, Scoreboard
 from stream_app.core.store import Batch, MemoryStateStore
-
-INTAKE_BATCH = 5000
+from stream_app.intake_stage import INTAKE_BATCH
 
 
 @dataclass
