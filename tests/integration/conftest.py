@@ -132,5 +132,11 @@ def own_kafka() -> Iterator[LocalKafka]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fault tests last: they put 100,000s of events on the session's broker, which
-    every worker started afterwards with a fresh group reads from the beginning."""
+    every worker started afterwards with a fresh group reads from the beginning.
+
+    A test on an Apache Kafka of its own (`own_kafka`) runs the same whichever broker
+    the session uses: it is `broker_incidental` (CI runs it once, in the Kafka leg)."""
+    for item in items:
+        if "own_kafka" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker_incidental)
     items.sort(key=lambda item: item.get_closest_marker("fault") is not None)

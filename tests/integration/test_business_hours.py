@@ -14,7 +14,7 @@ import pytest
 from tests.factories import encode, event
 from tests.integration.harness import RUN, channel, produce
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_incidental]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.harness import RUN, WorkerProcess, channel
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_incidental]
 TOKEN = f"wallboard-secret-{RUN}-0123456789"
 PROTECTED = ["/api/v1/scores", "/api/v1/stream?window=1h", "/wallboard", "/wallboard/wallboard.js"]
 OPEN = ["/metrics", "/healthz"]

@@ -13,7 +13,7 @@ import pytest
 from tests.factories import encode, event
 from tests.integration.harness import RUN, channel, metric_value, produce
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_incidental]
 
 #: Long enough for a restart (a new member joins both consumer groups) before it passes.
 TARGET_S = 90

@@ -31,7 +31,7 @@ from tests.integration.harness import (
     run_sync,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_incidental]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 #: Windows whose score panels are checked (the seed events lie in the last 10 minutes,
 #: which `today` does not hold in the first minutes after midnight).

@@ -22,7 +22,7 @@ from stream_app.core.timeutil import MINUTE_MS
 from tests.factories import event, now_ms, records, seed_mix, survey
 from tests.integration.harness import RUN, WorkerProcess, channel, produce, run_sync
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker_incidental]
 WINDOW = "1h"
 VIEWPORT = {"width": 1920, "height": 1080}
 #: Chromium on a closed network: no background fetches, no first-run, no sandbox (root in CI).
