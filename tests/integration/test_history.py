@@ -81,4 +81,9 @@ def test_a_worker_started_on_days_of_history_shows_the_backlog_at_once(
     final = samples()
     assert metric_value(final, "cx_open_tickets", channel=ch) == 2
     assert (metric_value(final, "cx_dead_letters_total", topic="cx.tickets", reason="too_late") or 0) == 0
-    assert (metric_value(final, "cx_incomplete_contacts_total", kind="ticket") or 0) >= 1
+    # G is on a partition of its own: the backlog above can show before G's batch is folded.
+    worker.wait_until(
+        lambda: (metric_value(samples(), "cx_incomplete_contacts_total", kind="ticket") or 0) >= 1,
+        timeout=60,
+        what="ticket G (only its resolution seen) counted as incomplete",
+    )
