@@ -130,13 +130,17 @@ def own_kafka() -> Iterator[LocalKafka]:
         kafka.close()
 
 
+#: Fixtures that start an Apache Kafka of the test's own (`sasl_kafka`: test_security.py).
+OWN_BROKER_FIXTURES = frozenset({"own_kafka", "sasl_kafka"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fault tests last: they put 100,000s of events on the session's broker, which
     every worker started afterwards with a fresh group reads from the beginning.
 
-    A test on an Apache Kafka of its own (`own_kafka`) runs the same whichever broker
-    the session uses: it is `broker_incidental` (CI runs it once, in the Kafka leg)."""
+    A test on an Apache Kafka of its own (`OWN_BROKER_FIXTURES`) runs the same whichever
+    broker the session uses: it is `broker_incidental` (CI runs it once, in the Kafka leg)."""
     for item in items:
-        if "own_kafka" in getattr(item, "fixturenames", ()):
+        if OWN_BROKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.broker_incidental)
     items.sort(key=lambda item: item.get_closest_marker("fault") is not None)

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from tests.factories import encode, survey
 from tests.integration.harness import RUN, WorkerProcess, channel, metric_value, run_sync
 
-pytestmark = [pytest.mark.integration, pytest.mark.broker_incidental]
+pytestmark = pytest.mark.integration
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka-local"
 USER, PASSWORD = "cx-worker", f"scram-{RUN}-secret"
 
