@@ -128,18 +128,28 @@ class Scoreboard:
         #: rebuilt only when something moved, not on every scrape or push.
         self.version = 0
         self._snapshots: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        #: Per series: bumped when its figures change, so a rebuild redoes only the
+        #: series that moved (a merge stage working through a backlog changes a few
+        #: series per partial, and /metrics, the snapshots and the API all read them).
+        self.changes: dict[str, int] = {}
+        self._rows: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
         if found is None:
             found = self.channels[channel] = ChannelWindows(self.timeline, self.now_ms)
-            self.version += 1  # a new owned channel: its rows join the snapshots
+            self._changed(channel)  # a new owned channel: its rows join the snapshots
         return found
+
+    def _changed(self, channel: str) -> None:
+        self.version += 1
+        self.changes[channel] = self.changes.get(channel, 0) + 1
 
     def live_queue(self, channel: str) -> LiveQueue:
         found = self.live.get(channel)
         if found is None:
             found = self.live[channel] = LiveQueue()
+            self._changed(channel)
         return found
 
     def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
@@ -151,7 +161,7 @@ class Scoreboard:
             for kind, deltas in partial.live.items():
                 queue.apply(kind, deltas)
         if changed or partial.live:
-            self.version += 1
+            self._changed(channel)
         return changed
 
     def advance(self, now_ms: int) -> None:
@@ -176,7 +186,7 @@ class Scoreboard:
         """Stop reporting a channel whose partition moved to another worker."""
         self.channels.pop(channel, None)
         self.live.pop(channel, None)
-        self.version += 1
+        self._changed(channel)
 
     def owned(self) -> list[str]:
         """The channels and queues this process owns (agent series are not reported here)."""
@@ -223,16 +233,33 @@ class Scoreboard:
         `exact`, built at `now_ms` itself (a reference compared at a given `as_of`)."""
         key = (self.version, self.now_ms if exact else self.now_ms // 1000)
         if exact or self._snapshots is None or self._snapshots[0] != key:
-            self._snapshots = (key, self._build_snapshots())
+            self._snapshots = (key, self._build_snapshots(exact))
         return self._snapshots[1]
 
-    def _build_snapshots(self) -> list[dict[str, Any]]:
+    def _build_snapshots(self, exact: bool) -> list[dict[str, Any]]:
+        """Every owned series' rows; a series' rows are rebuilt when it changed, the
+        second turned (live ages, open breaches; window edges move at bucket
+        boundaries, which are whole seconds), and always with `exact`. Rows of the
+        same second may differ in `as_of` by less than that second: each says when
+        it was built."""
         as_of = format_ms(self.now_ms)
+        second = self.now_ms // 1000
+        rows: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
         result = []
         for channel in self.owned():
-            windows = self.channel(channel)
-            live = self.figures(channel)
-            for name in self.reported:
-                view = windows.window(name).with_counts(self.open_breaches(channel, name))
-                result.append(build_snapshot(channel, name, view, live, as_of, windows.previous_window(name)))
+            key = (self.changes.get(channel, 0), second)
+            cached = self._rows.get(channel)
+            if exact or cached is None or cached[0] != key:
+                windows = self.channel(channel)
+                live = self.figures(channel)
+                built = []
+                for name in self.reported:
+                    view = windows.window(name).with_counts(self.open_breaches(channel, name))
+                    built.append(
+                        build_snapshot(channel, name, view, live, as_of, windows.previous_window(name))
+                    )
+                cached = (key, built)
+            rows[channel] = cached
+            result.extend(cached[1])
+        self._rows = rows
         return result
