@@ -15,7 +15,7 @@ from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue
-from stream_app.core.snapshot import build_snapshot
+from stream_app.core.snapshot import build_snapshot, refresh_snapshot
 from stream_app.core.timeutil import format_ms
 from stream_app.core.windows import ChannelWindows, Timeline
 
@@ -132,7 +132,7 @@ class Scoreboard:
         #: series that moved (a merge stage working through a backlog changes a few
         #: series per partial, and /metrics, the snapshots and the API all read them).
         self.changes: dict[str, int] = {}
-        self._rows: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
+        self._rows: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
@@ -237,29 +237,34 @@ class Scoreboard:
         return self._snapshots[1]
 
     def _build_snapshots(self, exact: bool) -> list[dict[str, Any]]:
-        """Every owned series' rows; a series' rows are rebuilt when it changed, the
-        second turned (live ages, open breaches; window edges move at bucket
-        boundaries, which are whole seconds), and always with `exact`. Rows of the
-        same second may differ in `as_of` by less than that second: each says when
-        it was built."""
+        """Every owned series' rows. A series' rows are built again only when its
+        window data changed (a partial, or its windows slid: `ChannelWindows.spans_at`);
+        when only the second turned, the fields that follow the wall clock (live
+        queue, open breaches, `as_of`) are refreshed on the rows built before
+        (`refresh_snapshot`): the percentiles are most of a build. With `exact`,
+        every row is built. Rows of one second may differ in `as_of` by less than
+        that second: each says when it was built or refreshed."""
         as_of = format_ms(self.now_ms)
         second = self.now_ms // 1000
-        rows: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
+        rows: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
         result = []
         for channel in self.owned():
-            key = (self.changes.get(channel, 0), second)
+            windows = self.channel(channel)
+            key = (self.changes.get(channel, 0), windows.spans_at, second)
             cached = self._rows.get(channel)
-            if exact or cached is None or cached[0] != key:
-                windows = self.channel(channel)
+            if cached is not None and cached[0] == key and not exact:
+                built = cached[1]
+            else:
                 live = self.figures(channel)
                 built = []
-                for name in self.reported:
+                for index, name in enumerate(self.reported):
                     view = windows.window(name).with_counts(self.open_breaches(channel, name))
-                    built.append(
-                        build_snapshot(channel, name, view, live, as_of, windows.previous_window(name))
-                    )
-                cached = (key, built)
-            rows[channel] = cached
-            result.extend(cached[1])
+                    if cached is not None and cached[0][:2] == key[:2] and not exact:
+                        built.append(refresh_snapshot(cached[1][index], view, live, as_of))
+                    else:
+                        previous = windows.previous_window(name)
+                        built.append(build_snapshot(channel, name, view, live, as_of, previous))
+            rows[channel] = (key, built)
+            result.extend(built)
         self._rows = rows
         return result

@@ -118,6 +118,8 @@ class ChannelWindows:
         self.now_ms = now_ms
         #: The spans (and the retention edge) hold for every instant in [from, until).
         self._spans_hold = (now_ms, timeline.edges_move_at(now_ms))
+        #: When the spans were last computed: changes whenever the windows slide.
+        self.spans_at = now_ms
 
     def _spans(self, now_ms: int) -> dict[tuple[str, bool], tuple[int, int]]:
         """[first bucket, end) of every tracked range; key (window, is the previous one)."""
@@ -157,6 +159,7 @@ class ChannelWindows:
         if held_from <= now_ms < held_until:
             return []
         self._spans_hold = (now_ms, self.timeline.edges_move_at(now_ms))
+        self.spans_at = now_ms
         spans = self._spans(now_ms)
         for key, (low, high) in spans.items():
             old_low, old_high = self.spans[key]

@@ -31,6 +31,7 @@ def without_as_of(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     steps=st.lists(
         st.one_of(
             st.tuples(st.just("apply"), st.sampled_from(SERIES), st.integers(-90, 2)),
+            st.tuples(st.just("due"), st.sampled_from(SERIES), st.integers(-30, 300)),
             st.tuples(st.just("advance"), st.just(""), st.integers(0, 150)),
             st.tuples(st.just("read"), st.just(""), st.just(0)),
         ),
@@ -39,12 +40,18 @@ def without_as_of(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 )
 def test_cached_rows_equal_rows_built_from_scratch(steps: list[tuple[str, str, int]]) -> None:
     """Whatever was applied, slid or read before, `snapshots()` equals a build of
-    every row at that instant (apart from `as_of`, which says when a row was built)."""
+    every row at that instant (apart from `as_of`, which says when a row was built):
+    rows refreshed for a new second (live queue, open breaches) included."""
     now = NOW
     board = Scoreboard(TL, now)
     for action, series, amount in steps:
         if action == "apply":
             board.apply(series, tickets(TL.bucket_of(now + amount * MINUTE_MS)))
+        elif action == "due":  # an open ticket whose targets pass `amount` seconds from now
+            partial = ChannelPartial()
+            for kind in ("open", "first_response_due", "resolution_due"):
+                partial.add_live(kind, now + amount * 1000, 1)
+            board.apply(series, partial)
         elif action == "advance":
             now += amount * 1000
             board.advance(now)
