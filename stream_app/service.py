@@ -45,6 +45,7 @@ from stream_app.core.snapshot import same_scores
 from stream_app.http_routes import register_routes
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
 from stream_app.merge_tables import MEMORY, forget_all, replayed_table
+from stream_app.merge_writes import TableWrites
 from stream_app.metrics import Instruments
 from stream_app.topics import ALERTS_TOPIC, METRICS_TOPIC, partitions_of
 from stream_app.wallboard import (
@@ -72,6 +73,18 @@ class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _ReadCommittedConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+        # The merge stage's own changelog records must be durable before the partials
+        # offsets that produced them are committed (stream_app/merge_writes.py).
+        buffer = self.app.producer.buffer
+        while buffer.size:  # Faust's own flush gives up when a send takes over 0.1 s
+            await buffer.flush()
+        before = getattr(self.app, "before_commit", None)
+        if before is not None:
+            await before()
+        result: bool = await super()._commit_offsets(offsets, start_new_transaction)
+        return result
 
 
 class _ReadCommittedTransport(faust_aiokafka.Transport):
@@ -201,6 +214,8 @@ class CxService:
             agents_topic(s.app_id), internal=True, config={"cleanup.policy": "compact"}
         )
         self.scores = replayed_table(app, "scores", parts)
+        self.score_writes = TableWrites(self.scores)
+        app.before_commit = self.score_writes.durable  # type: ignore[attr-defined]
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
         self.alert_states = replayed_table(app, "alert-state", parts)
@@ -321,11 +336,12 @@ class CxService:
             for bucket in self.scoreboard.apply(channel, fresh):
                 key = f"{channel}|{bucket}"
                 agg = windows.buckets.get(bucket) or Aggregate()
-                self.scores[key] = {"p": partition, "o": offset, **agg.to_json()}
+                self.score_writes.put(key, {"p": partition, "o": offset, **agg.to_json()}, partition)
                 self.applied[key] = offset
             self._store_live(channel, fresh, partition, offset)
             self.series_partition[channel] = partition
             self._delete_dropped(partition)
+            await self.score_writes.send(self.app.producer)
             now = now_ms()
             self.last_merged[channel] = max(
                 self.last_merged.get(channel, 0), written_ms((event.message.timestamp or 0) * 1000, now)
@@ -346,7 +362,7 @@ class CxService:
         for channel in [c for c in self.scoreboard.dropped if self.series_partition.get(c) == partition]:
             for bucket in self.scoreboard.take_dropped(channel):
                 key = f"{channel}|{bucket}"
-                self.scores.pop(key, None)
+                self.score_writes.delete(key, partition)
                 self.applied.pop(key, None)
 
     def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
@@ -366,21 +382,22 @@ class CxService:
             for chunk in touched:
                 key = live_key(channel, kind, chunk)
                 times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
-                self.scores[key] = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
+                record = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
+                self.score_writes.put(key, record, partition)
                 self.applied[key] = offset
                 if times:
                     self.empty_live.pop(key, None)
                 else:
                     self.empty_live[key] = now
-        self._sweep_live(channel, now)
+        self._sweep_live(channel, now, partition)
 
-    def _sweep_live(self, channel: str, now: int) -> None:
+    def _sweep_live(self, channel: str, now: int, partition: int) -> None:
         """Delete the channel's live-queue records that have been empty for long enough."""
         prefix = f"{channel}|"
         for key, since in list(self.empty_live.items()):
             if key.startswith(prefix) and now - since > EMPTY_LIVE_KEPT_MS:
                 del self.empty_live[key]
-                self.scores.pop(key, None)
+                self.score_writes.delete(key, partition)
                 self.applied.pop(key, None)
 
     async def _rebuild_scoreboard(self) -> None:
