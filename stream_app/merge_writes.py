@@ -53,8 +53,8 @@ class TableWrites:
             self.pending.append((partition, orjson.dumps(key), None))
 
     async def send(self, producer: Any) -> int:
-        """Hand the pending changelog records to `producer` (Faust's, so its flush
-        before an offset commit covers them); returns how many."""
+        """Hand the pending changelog records to `producer` (Faust's) and keep their
+        delivery futures for `durable`; returns how many."""
         pending, self.pending = self.pending, []
         topic = self.table.changelog_topic.get_topic_name()
         for partition, key, value in pending:

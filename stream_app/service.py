@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import faust
 import orjson
@@ -80,7 +80,7 @@ class _ReadCommittedConsumer(faust_aiokafka.Consumer):
         buffer = self.app.producer.buffer
         while buffer.size:  # Faust's own flush gives up when a send takes over 0.1 s
             await buffer.flush()
-        before = getattr(self.app, "before_commit", None)
+        before = cast("ReadCommittedApp", self.app).before_commit
         if before is not None:
             await before()
         result: bool = await super()._commit_offsets(offsets, start_new_transaction)
@@ -98,6 +98,9 @@ class ReadCommittedApp(faust.App):
     every Faust producer transactional (and has open duplicate bugs upstream). We
     need it only to skip aborted intake transactions on the partials topic.
     """
+
+    #: Awaited before every offset commit (the merge stage's records made durable).
+    before_commit: Callable[[], Awaitable[None]] | None = None
 
     def _new_transport(self) -> Any:
         return _ReadCommittedTransport(self.conf.broker_consumer, self)
@@ -215,7 +218,7 @@ class CxService:
         )
         self.scores = replayed_table(app, "scores", parts)
         self.score_writes = TableWrites(self.scores)
-        app.before_commit = self.score_writes.durable  # type: ignore[attr-defined]
+        app.before_commit = self.score_writes.durable
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
         self.alert_states = replayed_table(app, "alert-state", parts)

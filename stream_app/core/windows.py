@@ -116,10 +116,10 @@ class ChannelWindows:
         }
         self.spans = self._spans(now_ms)
         self.now_ms = now_ms
-        #: The spans (and the retention edge) hold for every instant in [from, until).
-        self._spans_hold = (now_ms, timeline.edges_move_at(now_ms))
-        #: When the spans were last computed: changes whenever the windows slide.
+        #: When the spans were last computed (changes whenever the windows slide); they
+        #: and the retention edge hold for every instant in [spans_at, _spans_until).
         self.spans_at = now_ms
+        self._spans_until = timeline.edges_move_at(now_ms)
 
     def _spans(self, now_ms: int) -> dict[tuple[str, bool], tuple[int, int]]:
         """[first bucket, end) of every tracked range; key (window, is the previous one)."""
@@ -155,11 +155,10 @@ class ChannelWindows:
         Called for every partial merged and every snapshot: between two edge
         moves (`Timeline.edges_move_at`, once a bucket) it only records the time."""
         self.now_ms = now_ms
-        held_from, held_until = self._spans_hold
-        if held_from <= now_ms < held_until:
+        if self.spans_at <= now_ms < self._spans_until:
             return []
-        self._spans_hold = (now_ms, self.timeline.edges_move_at(now_ms))
         self.spans_at = now_ms
+        self._spans_until = self.timeline.edges_move_at(now_ms)
         spans = self._spans(now_ms)
         for key, (low, high) in spans.items():
             old_low, old_high = self.spans[key]
