@@ -14,7 +14,7 @@ acknowledged. Faust flushes its producer before it commits, but records handed
 to the producer this way were not always durable by then: the crash test lost
 counts in 2 of 2 runs with that alone (docs/performance.md). So the delivery
 futures are kept (`in_flight`) and the consumer awaits them (`durable`) before
-every offset commit (`service._ReadCommittedConsumer._commit_offsets`); a
+every offset commit (`merge_consumer.MergeConsumer._commit_offsets`); a
 failed delivery raises there and nothing is committed. The writes of one
 partial are handed over before the agent takes the next partial, in order, so
 the newest version of a record is also the last written.

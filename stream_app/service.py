@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from stream_app import __version__
 from stream_app.agent_view import PUBLISH_INTERVAL_S as AGENTS_PUBLISH_INTERVAL_S
@@ -44,6 +43,7 @@ from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.http_routes import register_routes
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
+from stream_app.merge_consumer import ReadCommittedApp
 from stream_app.merge_tables import MEMORY, forget_all, replayed_table
 from stream_app.merge_writes import TableWrites
 from stream_app.metrics import Instruments
@@ -61,49 +61,6 @@ HEARTBEAT_MS = 5_000
 #: /healthz says "not ready" once the broker has acknowledged no write for this long
 #: (heartbeat partials go out every second, so a healthy broker answers far sooner).
 BROKER_SILENT_S = 15.0
-
-
-class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
-        return consumer
-
-
-class _ReadCommittedConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> Any:
-        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
-        # The merge stage's own changelog records must be durable before the partials
-        # offsets that produced them are committed (stream_app/merge_writes.py).
-        buffer = self.app.producer.buffer
-        while buffer.size:  # Faust's own flush gives up when a send takes over 0.1 s
-            await buffer.flush()
-        before = cast("ReadCommittedApp", self.app).before_commit
-        if before is not None:
-            await before()
-        result: bool = await super()._commit_offsets(offsets, start_new_transaction)
-        return result
-
-
-class _ReadCommittedTransport(faust_aiokafka.Transport):
-    Consumer = _ReadCommittedConsumer
-
-
-class ReadCommittedApp(faust.App):
-    """A Faust app whose consumer reads only committed records.
-
-    Faust chooses read_committed only in its own exactly_once mode, which makes
-    every Faust producer transactional (and has open duplicate bugs upstream). We
-    need it only to skip aborted intake transactions on the partials topic.
-    """
-
-    #: Awaited before every offset commit (the merge stage's records made durable).
-    before_commit: Callable[[], Awaitable[None]] | None = None
-
-    def _new_transport(self) -> Any:
-        return _ReadCommittedTransport(self.conf.broker_consumer, self)
 
 
 class CxService:
