@@ -20,11 +20,8 @@ Three rules, each a small override of Faust's aiokafka consumer:
   committed offset of a revoked partition, such an acknowledgement was even taken
   beyond a gap (`_new_offset`'s head-gap check needs a committed offset). Here a
   message acknowledged while the flow is stopped, or from an earlier consumer
-  generation, or before the tables are recovered for the current assignment
-  (Faust resumes the flow to read the changelogs, and a recovery cut short by the
-  next rebalance still calls the tables' recovery callbacks: the scoreboard can be
-  rebuilt from a table not yet read back), is marked done (so Faust's `wait_empty`
-  ends) but its offset is not recorded as committable. A partial the agent did finish in that moment is then
+  generation, is marked done (so Faust's `wait_empty` ends) but its offset is not
+  recorded as committable. A partial the agent did finish in that moment is then
   read again by the next owner; the records' offsets (`"o"`) make that replay exact.
 """
 
@@ -39,15 +36,11 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 
-def commits_offset(
-    flow_active: bool, actives_ready: bool, message_generation: int | None, generation: int | None
-) -> bool:
+def commits_offset(flow_active: bool, message_generation: int | None, generation: int | None) -> bool:
     """Whether an acknowledged message's offset may be committed: only while the
-    flow runs, once the tables are recovered for the current assignment (the merge
-    agent applies nothing before: `CxService._merge_agent`), and for a message
-    fetched in the consumer's current generation (a message Faust skipped at a
-    rebalance is acknowledged too, but nobody applied it)."""
-    return flow_active and actives_ready and message_generation == generation
+    flow runs and for a message fetched in the consumer's current generation (a
+    message Faust skipped at a rebalance is acknowledged too, but nobody applied it)."""
+    return flow_active and message_generation == generation
 
 
 class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -65,12 +58,7 @@ class MergeConsumer(faust_aiokafka.Consumer):
 
     def ack(self, message: Any) -> bool:
         app = self.app
-        if commits_offset(
-            app.flow_control.is_active(),
-            app.tables.actives_ready,
-            message.generation_id,
-            app.consumer_generation_id,
-        ):
+        if commits_offset(app.flow_control.is_active(), message.generation_id, app.consumer_generation_id):
             result: bool = super().ack(message)
             return result
         with ack_lock:  # as Faust's ack: done, so nothing waits for it; no offset recorded

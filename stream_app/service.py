@@ -270,11 +270,6 @@ class CxService:
         async for event in stream.events():
             message = event.message
             partition, offset = message.partition, message.offset
-            if not self.app.tables.actives_ready:
-                # Tables not yet recovered for this assignment: the scoreboard may be
-                # rebuilt from a table not read back. Not applied, not committed
-                # (merge_consumer.commits_offset): read again after the seek.
-                continue
             if self._already_handled(message.topic, partition, offset):
                 continue
             channel = event.key.decode()

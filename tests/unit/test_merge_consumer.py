@@ -20,7 +20,6 @@ async def _consumer() -> tuple[ReadCommittedApp, Any]:
     app.topics.add(app.topic(TOPIC))
     await app.topics._update_indices()  # as Faust does when it subscribes: acks on for TOPIC
     app.flow_control.resume()  # as after a worker's first recovery
-    app.tables.on_actives_ready()
     consumer = app.consumer
     assert isinstance(consumer, MergeConsumer)
     return app, consumer
@@ -68,19 +67,5 @@ def test_a_partial_of_an_earlier_generation_is_not_committed_after_the_partition
         app.consumer_generation_id += 1  # assigned again, in the next generation
         _ack_all(consumer, range(20, 22), app.consumer_generation_id - 1)  # fetched before the rebalance
         assert consumer._new_offset(TP0) is None  # nothing to commit: 10..21 are read again
-
-    asyncio.run(run())
-
-
-def test_a_partial_acknowledged_before_the_tables_are_recovered_is_not_committed() -> None:
-    async def run() -> None:
-        app, consumer = await _consumer()
-        _ack_all(consumer, range(0, 10), app.consumer_generation_id)
-        app.tables.on_rebalance_start()  # Faust resumes the flow to read changelogs back
-        _ack_all(consumer, range(10, 12), app.consumer_generation_id)
-        assert consumer._new_offset(TP0) == 10
-        app.tables.on_actives_ready()  # recovered, scoreboard rebuilt: acks count again
-        _ack_all(consumer, range(10, 14), app.consumer_generation_id)  # read again after the seek
-        assert consumer._new_offset(TP0) == 14
 
     asyncio.run(run())
