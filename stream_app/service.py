@@ -175,11 +175,7 @@ class CxService:
         )
         self.scores = replayed_table(app, "scores", parts)
         self.score_writes = TableWrites(self.scores)
-
-        async def before_commit() -> None:
-            await self.score_writes.durable(self.app.producer)
-
-        app.before_commit = before_commit
+        app.before_commit = self.score_writes.durable
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
         self.alert_states = replayed_table(app, "alert-state", parts)
@@ -305,9 +301,8 @@ class CxService:
             self._store_live(channel, fresh, partition, offset)
             self.series_partition[channel] = partition
             self._delete_dropped(partition)
+            await self.score_writes.send(self.app.producer)
             now = now_ms()
-            if self.score_writes.due(now):
-                await self.score_writes.send(self.app.producer, now)
             self.last_merged[channel] = max(
                 self.last_merged.get(channel, 0), written_ms((event.message.timestamp or 0) * 1000, now)
             )
@@ -402,7 +397,6 @@ class CxService:
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
         forget_all(self.app, (self.scores, self.alert_states))
-        self.score_writes.drop()
         self.agent_view.forget_published()
         # Until recovery tells us what we own again, report nothing rather than stale figures.
         self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
