@@ -100,6 +100,11 @@ class CxService:
         #: Offset of the partial that last changed each scores-table key: replaying a
         #: partial after a crash or rebalance applies only what it had not yet applied.
         self.applied: dict[str, int] = {}
+        #: Consumer generations of the last scoreboard rebuild and the last revocation:
+        #: the scoreboard belongs to the current assignment only when rebuilt in a
+        #: later generation than the last revocation (`_merge_ready`).
+        self.rebuilt_generation = -1
+        self.revoked_generation = -1
         #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
         self.empty_live: dict[str, int] = {}
         #: Channel → when a partial last carried only old events (the intake is working
@@ -176,6 +181,7 @@ class CxService:
         self.scores = replayed_table(app, "scores", parts)
         self.score_writes = TableWrites(self.scores)
         app.before_commit = self.score_writes.durable
+        app.merge_ready = self._merge_ready
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
         self.alert_states = replayed_table(app, "alert-state", parts)
@@ -270,6 +276,8 @@ class CxService:
         async for event in stream.events():
             message = event.message
             partition, offset = message.partition, message.offset
+            if not self._merge_ready():  # not applied, not committed: read again after the seek
+                continue
             if self._already_handled(message.topic, partition, offset):
                 continue
             channel = event.key.decode()
@@ -360,6 +368,18 @@ class CxService:
                 self.score_writes.delete(key, partition)
                 self.applied.pop(key, None)
 
+    def _merge_ready(self) -> bool:
+        """Whether the scoreboard belongs to the current assignment: rebuilt after the
+        last revocation, in a later consumer generation. A table recovery that ends
+        after a revocation but before the next assignment (quick rebalances: a worker
+        restarting or waking from a stall) still runs the recovery callbacks, and
+        rebuilt the scoreboard from the table the revocation had emptied; Faust then
+        resumed the flow, and partials applied to that empty scoreboard overwrote
+        their records with small values under newer offsets. The rebuild for the next
+        assignment comes before Faust seeks to the committed offsets, so partials
+        skipped meanwhile are read again."""
+        return self.rebuilt_generation > self.revoked_generation
+
     async def _rebuild_scoreboard(self) -> None:
         """Rebuild windows from the scores table for the partitions this worker owns now.
 
@@ -392,10 +412,12 @@ class CxService:
             board.apply(channel, partial)
         self.scoreboard = board
         self.applied = applied
+        self.rebuilt_generation = self.app.consumer_generation_id
         self.published.clear()
-        log.info("scoreboard rebuilt: channels=%s", board.owned())
+        log.info("scoreboard rebuilt: generation=%s channels=%s", self.rebuilt_generation, board.owned())
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
+        self.revoked_generation = self.app.consumer_generation_id
         forget_all(self.app, (self.scores, self.alert_states))
         self.agent_view.forget_published()
         # Until recovery tells us what we own again, report nothing rather than stale figures.
