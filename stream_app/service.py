@@ -276,8 +276,8 @@ class CxService:
         async for event in stream.events():
             message = event.message
             partition, offset = message.partition, message.offset
-            if not self._merge_ready():  # not applied, not committed: read again after the seek
-                continue
+            if not await self._wait_until_ready(message):
+                continue  # not applied, not committed: read again after the next seek
             if self._already_handled(message.topic, partition, offset):
                 continue
             channel = event.key.decode()
@@ -369,16 +369,32 @@ class CxService:
                 self.applied.pop(key, None)
 
     def _merge_ready(self) -> bool:
-        """Whether the scoreboard belongs to the current assignment: rebuilt after the
-        last revocation, in a later consumer generation. A table recovery that ends
-        after a revocation but before the next assignment (quick rebalances: a worker
-        restarting or waking from a stall) still runs the recovery callbacks, and
-        rebuilt the scoreboard from the table the revocation had emptied; Faust then
-        resumed the flow, and partials applied to that empty scoreboard overwrote
-        their records with small values under newer offsets. The rebuild for the next
-        assignment comes before Faust seeks to the committed offsets, so partials
-        skipped meanwhile are read again."""
-        return self.rebuilt_generation > self.revoked_generation
+        """Whether partials may be applied to the scoreboard (and their offsets
+        committed): Faust's tables are recovered for the current assignment
+        (`tables.actives_ready`, set after Faust's seek) and the scoreboard was
+        rebuilt after the last revocation, in a later consumer generation.
+
+        A worker that wakes from a stall is often still recovering its tables for the
+        assignment it had; that recovery goes on after the revocation emptied them,
+        resumes Faust's flow, and runs the recovery callbacks, which rebuilt the
+        scoreboard from the empty table (seen in the CI stall test's log). A partial
+        applied then is written back with small values under a newer offset and
+        wins on every later replay."""
+        return bool(self.app.tables.actives_ready) and self.rebuilt_generation > self.revoked_generation
+
+    async def _wait_until_ready(self, message: Any) -> bool:
+        """Hold a partial until the scoreboard is ready (`_merge_ready`); False when it
+        will not be for this partial's generation (a rebalance came first: it is
+        read again after the next seek). Faust sets `actives_ready` only after it
+        has sought to the committed offsets and resumed the flow, so a partial that
+        arrives in between is held, not skipped (skipping lost counts: it is not
+        read again)."""
+        app = self.app
+        while not self._merge_ready():
+            if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+                return False
+            await asyncio.sleep(0.01)
+        return message.generation_id == app.consumer_generation_id
 
     async def _rebuild_scoreboard(self) -> None:
         """Rebuild windows from the scores table for the partitions this worker owns now.
