@@ -394,7 +394,7 @@ class CxService:
             if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
                 return False
             await asyncio.sleep(0.01)
-        return message.generation_id == app.consumer_generation_id
+        return bool(message.generation_id == app.consumer_generation_id)
 
     async def _rebuild_scoreboard(self) -> None:
         """Rebuild windows from the scores table for the partitions this worker owns now.
