@@ -20,9 +20,8 @@ Three rules, each a small override of Faust's aiokafka consumer:
   committed offset of a revoked partition, such an acknowledgement was even taken
   beyond a gap (`_new_offset`'s head-gap check needs a committed offset). Here a
   message acknowledged while the flow is stopped, or from an earlier consumer
-  generation, or while the merge stage's scoreboard is not the current
-  assignment's (`merge_ready`), is marked done (so Faust's `wait_empty` ends) but
-  its offset is not recorded as committable. A partial the agent did finish in that moment is then
+  generation, is marked done (so Faust's `wait_empty` ends) but its offset is not
+  recorded as committable. A partial the agent did finish in that moment is then
   read again by the next owner; the records' offsets (`"o"`) make that replay exact.
 """
 
@@ -37,15 +36,11 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 
-def commits_offset(
-    flow_active: bool, merge_ready: bool, message_generation: int | None, generation: int | None
-) -> bool:
+def commits_offset(flow_active: bool, message_generation: int | None, generation: int | None) -> bool:
     """Whether an acknowledged message's offset may be committed: only while the
-    flow runs, while the merge stage's scoreboard belongs to the current assignment
-    (`ReadCommittedApp.merge_ready`: the agent applies nothing otherwise), and for a
-    message fetched in the consumer's current generation (a message Faust skipped
-    at a rebalance is acknowledged too, but nobody applied it)."""
-    return flow_active and merge_ready and message_generation == generation
+    flow runs and for a message fetched in the consumer's current generation (a
+    message Faust skipped at a rebalance is acknowledged too, but nobody applied it)."""
+    return flow_active and message_generation == generation
 
 
 class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -63,11 +58,7 @@ class MergeConsumer(faust_aiokafka.Consumer):
 
     def ack(self, message: Any) -> bool:
         app = self.app
-        merge_ready = cast("ReadCommittedApp", app).merge_ready
-        ready = merge_ready is None or merge_ready()
-        if commits_offset(
-            app.flow_control.is_active(), ready, message.generation_id, app.consumer_generation_id
-        ):
+        if commits_offset(app.flow_control.is_active(), message.generation_id, app.consumer_generation_id):
             result: bool = super().ack(message)
             return result
         with ack_lock:  # as Faust's ack: done, so nothing waits for it; no offset recorded
@@ -97,8 +88,6 @@ class ReadCommittedApp(faust.App):
 
     #: Awaited before every offset commit (the merge stage's records made durable).
     before_commit: Callable[[], Awaitable[None]] | None = None
-    #: Whether the merge stage may apply partials now (`CxService._merge_ready`).
-    merge_ready: Callable[[], bool] | None = None
 
     def _new_transport(self) -> Any:
         return _MergeTransport(self.conf.broker_consumer, self)

@@ -100,11 +100,6 @@ class CxService:
         #: Offset of the partial that last changed each scores-table key: replaying a
         #: partial after a crash or rebalance applies only what it had not yet applied.
         self.applied: dict[str, int] = {}
-        #: Consumer generations of the last scoreboard rebuild and the last revocation:
-        #: the scoreboard belongs to the current assignment only when rebuilt in a
-        #: later generation than the last revocation (`_merge_ready`).
-        self.rebuilt_generation = -1
-        self.revoked_generation = -1
         #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
         self.empty_live: dict[str, int] = {}
         #: Channel → when a partial last carried only old events (the intake is working
@@ -181,7 +176,6 @@ class CxService:
         self.scores = replayed_table(app, "scores", parts)
         self.score_writes = TableWrites(self.scores)
         app.before_commit = self.score_writes.durable
-        app.merge_ready = self._merge_ready
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
         self.alert_states = replayed_table(app, "alert-state", parts)
@@ -276,8 +270,6 @@ class CxService:
         async for event in stream.events():
             message = event.message
             partition, offset = message.partition, message.offset
-            if not await self._wait_until_ready(message):
-                continue  # not applied, not committed: read again after the next seek
             if self._already_handled(message.topic, partition, offset):
                 continue
             channel = event.key.decode()
@@ -368,34 +360,6 @@ class CxService:
                 self.score_writes.delete(key, partition)
                 self.applied.pop(key, None)
 
-    def _merge_ready(self) -> bool:
-        """Whether partials may be applied to the scoreboard (and their offsets
-        committed): Faust's tables are recovered for the current assignment
-        (`tables.actives_ready`, set after Faust's seek) and the scoreboard was
-        rebuilt after the last revocation, in a later consumer generation.
-
-        A worker that wakes from a stall is often still recovering its tables for the
-        assignment it had; that recovery goes on after the revocation emptied them,
-        resumes Faust's flow, and runs the recovery callbacks, which rebuilt the
-        scoreboard from the empty table (seen in the CI stall test's log). A partial
-        applied then is written back with small values under a newer offset and
-        wins on every later replay."""
-        return bool(self.app.tables.actives_ready) and self.rebuilt_generation > self.revoked_generation
-
-    async def _wait_until_ready(self, message: Any) -> bool:
-        """Hold a partial until the scoreboard is ready (`_merge_ready`); False when it
-        will not be for this partial's generation (a rebalance came first: it is
-        read again after the next seek). Faust sets `actives_ready` only after it
-        has sought to the committed offsets and resumed the flow, so a partial that
-        arrives in between is held, not skipped (skipping lost counts: it is not
-        read again)."""
-        app = self.app
-        while not self._merge_ready():
-            if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
-                return False
-            await asyncio.sleep(0.01)
-        return bool(message.generation_id == app.consumer_generation_id)
-
     async def _rebuild_scoreboard(self) -> None:
         """Rebuild windows from the scores table for the partitions this worker owns now.
 
@@ -428,12 +392,10 @@ class CxService:
             board.apply(channel, partial)
         self.scoreboard = board
         self.applied = applied
-        self.rebuilt_generation = self.app.consumer_generation_id
         self.published.clear()
-        log.info("scoreboard rebuilt: generation=%s channels=%s", self.rebuilt_generation, board.owned())
+        log.info("scoreboard rebuilt: channels=%s", board.owned())
 
     def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
-        self.revoked_generation = self.app.consumer_generation_id
         forget_all(self.app, (self.scores, self.alert_states))
         self.agent_view.forget_published()
         # Until recovery tells us what we own again, report nothing rather than stale figures.

@@ -69,19 +69,3 @@ def test_a_partial_of_an_earlier_generation_is_not_committed_after_the_partition
         assert consumer._new_offset(TP0) is None  # nothing to commit: 10..21 are read again
 
     asyncio.run(run())
-
-
-def test_a_partial_acknowledged_while_the_scoreboard_is_not_the_assignment_s_is_not_committed() -> None:
-    async def run() -> None:
-        app, consumer = await _consumer()
-        ready = [True]
-        app.merge_ready = lambda: ready[0]
-        _ack_all(consumer, range(0, 10), app.consumer_generation_id)
-        ready[0] = False  # revoked; a recovery cut short rebuilt from the emptied table
-        _ack_all(consumer, range(10, 12), app.consumer_generation_id)
-        assert consumer._new_offset(TP0) == 10
-        ready[0] = True  # rebuilt for the next assignment, before Faust's seek
-        _ack_all(consumer, range(10, 14), app.consumer_generation_id)  # read again after the seek
-        assert consumer._new_offset(TP0) == 14
-
-    asyncio.run(run())
