@@ -29,6 +29,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from stream_app import __version__
 from stream_app.agent_view import PUBLISH_INTERVAL_S as AGENTS_PUBLISH_INTERVAL_S
@@ -43,9 +44,7 @@ from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.http_routes import register_routes
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
-from stream_app.merge_consumer import ReadCommittedApp
 from stream_app.merge_tables import MEMORY, forget_all, replayed_table
-from stream_app.merge_writes import TableWrites
 from stream_app.metrics import Instruments
 from stream_app.topics import ALERTS_TOPIC, METRICS_TOPIC, partitions_of
 from stream_app.wallboard import (
@@ -61,6 +60,34 @@ HEARTBEAT_MS = 5_000
 #: /healthz says "not ready" once the broker has acknowledged no write for this long
 #: (heartbeat partials go out every second, so a healthy broker answers far sooner).
 BROKER_SILENT_S = 15.0
+
+
+class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
+        return consumer
+
+
+class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _ReadCommittedTransport(faust_aiokafka.Transport):
+    Consumer = _ReadCommittedConsumer
+
+
+class ReadCommittedApp(faust.App):
+    """A Faust app whose consumer reads only committed records.
+
+    Faust chooses read_committed only in its own exactly_once mode, which makes
+    every Faust producer transactional (and has open duplicate bugs upstream). We
+    need it only to skip aborted intake transactions on the partials topic.
+    """
+
+    def _new_transport(self) -> Any:
+        return _ReadCommittedTransport(self.conf.broker_consumer, self)
 
 
 class CxService:
@@ -174,8 +201,6 @@ class CxService:
             agents_topic(s.app_id), internal=True, config={"cleanup.policy": "compact"}
         )
         self.scores = replayed_table(app, "scores", parts)
-        self.score_writes = TableWrites(self.scores)
-        app.before_commit = self.score_writes.durable
         # Alert episodes, one record per channel, written by the merge agent while it
         # handles that channel's partials: co-partitioned with the channel like `scores`.
         self.alert_states = replayed_table(app, "alert-state", parts)
@@ -296,12 +321,11 @@ class CxService:
             for bucket in self.scoreboard.apply(channel, fresh):
                 key = f"{channel}|{bucket}"
                 agg = windows.buckets.get(bucket) or Aggregate()
-                self.score_writes.put(key, {"p": partition, "o": offset, **agg.to_json()}, partition)
+                self.scores[key] = {"p": partition, "o": offset, **agg.to_json()}
                 self.applied[key] = offset
             self._store_live(channel, fresh, partition, offset)
             self.series_partition[channel] = partition
             self._delete_dropped(partition)
-            await self.score_writes.send(self.app.producer)
             now = now_ms()
             self.last_merged[channel] = max(
                 self.last_merged.get(channel, 0), written_ms((event.message.timestamp or 0) * 1000, now)
@@ -322,7 +346,7 @@ class CxService:
         for channel in [c for c in self.scoreboard.dropped if self.series_partition.get(c) == partition]:
             for bucket in self.scoreboard.take_dropped(channel):
                 key = f"{channel}|{bucket}"
-                self.score_writes.delete(key, partition)
+                self.scores.pop(key, None)
                 self.applied.pop(key, None)
 
     def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
@@ -342,22 +366,21 @@ class CxService:
             for chunk in touched:
                 key = live_key(channel, kind, chunk)
                 times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
-                record = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
-                self.score_writes.put(key, record, partition)
+                self.scores[key] = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
                 self.applied[key] = offset
                 if times:
                     self.empty_live.pop(key, None)
                 else:
                     self.empty_live[key] = now
-        self._sweep_live(channel, now, partition)
+        self._sweep_live(channel, now)
 
-    def _sweep_live(self, channel: str, now: int, partition: int) -> None:
+    def _sweep_live(self, channel: str, now: int) -> None:
         """Delete the channel's live-queue records that have been empty for long enough."""
         prefix = f"{channel}|"
         for key, since in list(self.empty_live.items()):
             if key.startswith(prefix) and now - since > EMPTY_LIVE_KEPT_MS:
                 del self.empty_live[key]
-                self.score_writes.delete(key, partition)
+                self.scores.pop(key, None)
                 self.applied.pop(key, None)
 
     async def _rebuild_scoreboard(self) -> None:

@@ -15,7 +15,7 @@ from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue
-from stream_app.core.snapshot import build_snapshot, refresh_snapshot
+from stream_app.core.snapshot import build_snapshot
 from stream_app.core.timeutil import format_ms
 from stream_app.core.windows import ChannelWindows, Timeline
 
@@ -128,28 +128,18 @@ class Scoreboard:
         #: rebuilt only when something moved, not on every scrape or push.
         self.version = 0
         self._snapshots: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
-        #: Per series: bumped when its figures change, so a rebuild redoes only the
-        #: series that moved (a merge stage working through a backlog changes a few
-        #: series per partial, and /metrics, the snapshots and the API all read them).
-        self.changes: dict[str, int] = {}
-        self._rows: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
 
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
         if found is None:
             found = self.channels[channel] = ChannelWindows(self.timeline, self.now_ms)
-            self._changed(channel)  # a new owned channel: its rows join the snapshots
+            self.version += 1  # a new owned channel: its rows join the snapshots
         return found
-
-    def _changed(self, channel: str) -> None:
-        self.version += 1
-        self.changes[channel] = self.changes.get(channel, 0) + 1
 
     def live_queue(self, channel: str) -> LiveQueue:
         found = self.live.get(channel)
         if found is None:
             found = self.live[channel] = LiveQueue()
-            self._changed(channel)
         return found
 
     def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
@@ -161,7 +151,7 @@ class Scoreboard:
             for kind, deltas in partial.live.items():
                 queue.apply(kind, deltas)
         if changed or partial.live:
-            self._changed(channel)
+            self.version += 1
         return changed
 
     def advance(self, now_ms: int) -> None:
@@ -186,7 +176,7 @@ class Scoreboard:
         """Stop reporting a channel whose partition moved to another worker."""
         self.channels.pop(channel, None)
         self.live.pop(channel, None)
-        self._changed(channel)
+        self.version += 1
 
     def owned(self) -> list[str]:
         """The channels and queues this process owns (agent series are not reported here)."""
@@ -233,38 +223,16 @@ class Scoreboard:
         `exact`, built at `now_ms` itself (a reference compared at a given `as_of`)."""
         key = (self.version, self.now_ms if exact else self.now_ms // 1000)
         if exact or self._snapshots is None or self._snapshots[0] != key:
-            self._snapshots = (key, self._build_snapshots(exact))
+            self._snapshots = (key, self._build_snapshots())
         return self._snapshots[1]
 
-    def _build_snapshots(self, exact: bool) -> list[dict[str, Any]]:
-        """Every owned series' rows. A series' rows are built again only when its
-        window data changed (a partial, or its windows slid: `ChannelWindows.spans_at`);
-        when only the second turned, the fields that follow the wall clock (live
-        queue, open breaches, `as_of`) are refreshed on the rows built before
-        (`refresh_snapshot`): the percentiles are most of a build. With `exact`,
-        every row is built. Rows of one second may differ in `as_of` by less than
-        that second: each says when it was built or refreshed."""
+    def _build_snapshots(self) -> list[dict[str, Any]]:
         as_of = format_ms(self.now_ms)
-        second = self.now_ms // 1000
-        rows: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
         result = []
         for channel in self.owned():
             windows = self.channel(channel)
-            key = (self.changes.get(channel, 0), windows.spans_at, second)
-            cached = self._rows.get(channel)
-            if cached is not None and cached[0] == key and not exact:
-                built = cached[1]
-            else:
-                live = self.figures(channel)
-                built = []
-                for index, name in enumerate(self.reported):
-                    view = windows.window(name).with_counts(self.open_breaches(channel, name))
-                    if cached is not None and cached[0][:2] == key[:2] and not exact:
-                        built.append(refresh_snapshot(cached[1][index], view, live, as_of))
-                    else:
-                        previous = windows.previous_window(name)
-                        built.append(build_snapshot(channel, name, view, live, as_of, previous))
-            rows[channel] = (key, built)
-            result.extend(built)
-        self._rows = rows
+            live = self.figures(channel)
+            for name in self.reported:
+                view = windows.window(name).with_counts(self.open_breaches(channel, name))
+                result.append(build_snapshot(channel, name, view, live, as_of, windows.previous_window(name)))
         return result

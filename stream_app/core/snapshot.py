@@ -128,14 +128,3 @@ def same_scores(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
     if a is None:
         return False
     return {k: v for k, v in a.items() if k != "as_of"} == {k: v for k, v in b.items() if k != "as_of"}
-
-
-def refresh_snapshot(row: dict[str, Any], agg: Aggregate, live: LiveFigures, as_of: str) -> dict[str, Any]:
-    """`row`, built by `build_snapshot` from the same window data, at a later instant:
-    a copy with the fields that follow the wall clock computed again (the live
-    queue, and the SLA shares that count open breaches: `agg` carries them); the
-    rest (percentiles, ratios) cannot have changed."""
-    sla = dict(row["sla"])
-    sla["first_response"] = _share(agg, "slafr_ok", "slafr_n", "slafr_open")
-    sla["resolution"] = _share(agg, "slares_ok", "slares_n", "slares_open")
-    return {**row, "as_of": as_of, "sla": sla, "open_tickets": live.open_tickets, "live": live.to_json()}

@@ -12,7 +12,7 @@ same as reading a 15 m one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -85,20 +85,6 @@ class Timeline:
             return self.bucket_of(int(midnight.timestamp() * 1000))
         return self.bucket_of(now_ms) - window.length_ms + self.bucket_ms
 
-    def edges_move_at(self, now_ms: int) -> int:
-        """The first instant after `now_ms` at which a window edge or the retention
-        edge can move (epoch ms): the next bucket boundary, the moment the oldest
-        accepted bucket changes and, with a `today` window, the next local midnight.
-        Before it, sliding the windows changes nothing."""
-        oldest = self.oldest_bucket(now_ms)
-        moves = min(self.bucket_of(now_ms) + self.bucket_ms, oldest + self.bucket_ms + self.retention_ms)
-        if any(w.name == TODAY for w in self.windows):
-            zone = ZoneInfo(self.timezone)
-            local = datetime.fromtimestamp(now_ms / 1000, tz=zone)
-            tomorrow = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
-            moves = min(moves, int(tomorrow.timestamp() * 1000))
-        return moves
-
 
 class ChannelWindows:
     """All buckets of one channel plus the running aggregate of each window.
@@ -116,10 +102,6 @@ class ChannelWindows:
         }
         self.spans = self._spans(now_ms)
         self.now_ms = now_ms
-        #: When the spans were last computed (changes whenever the windows slide); they
-        #: and the retention edge hold for every instant in [spans_at, _spans_until).
-        self.spans_at = now_ms
-        self._spans_until = timeline.edges_move_at(now_ms)
 
     def _spans(self, now_ms: int) -> dict[tuple[str, bool], tuple[int, int]]:
         """[first bucket, end) of every tracked range; key (window, is the previous one)."""
@@ -150,15 +132,8 @@ class ChannelWindows:
         return True
 
     def advance(self, now_ms: int) -> list[int]:
-        """Move the windows to `now_ms`; returns the buckets dropped by retention.
-
-        Called for every partial merged and every snapshot: between two edge
-        moves (`Timeline.edges_move_at`, once a bucket) it only records the time."""
+        """Move the windows to `now_ms`; returns the buckets dropped by retention."""
         self.now_ms = now_ms
-        if self.spans_at <= now_ms < self._spans_until:
-            return []
-        self.spans_at = now_ms
-        self._spans_until = self.timeline.edges_move_at(now_ms)
         spans = self._spans(now_ms)
         for key, (low, high) in spans.items():
             old_low, old_high = self.spans[key]

@@ -3,7 +3,7 @@ from hypothesis import strategies as st
 
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.timeutil import HOUR_MS, MINUTE_MS, parse_rfc3339_ms
-from stream_app.core.windows import ChannelWindows, Timeline, WindowSpec
+from stream_app.core.windows import ChannelWindows, Timeline
 from tests.unit.conftest import WINDOWS
 
 NOW = parse_rfc3339_ms("2026-11-22T09:15:30Z")
@@ -106,61 +106,3 @@ def test_incremental_ranges_equal_a_sum_over_the_buckets(steps: list[tuple[str, 
         expected = sum(agg.get("tickets") for b, agg in windows.buckets.items() if low <= b < high)
         held = windows.previous[name] if is_previous else windows.window(name)
         assert held.get("tickets") == expected, (name, is_previous)
-
-
-ZONED = [
-    Timeline(WINDOWS),
-    # Midnight inside a bucket (UTC+5:45) and buckets that do not divide an hour.
-    Timeline(
-        tuple(WindowSpec.parse(n, 7 * MINUTE_MS) for n in ("14m", "63m", "today")),
-        bucket_ms=7 * MINUTE_MS,
-        grace_ms=3 * MINUTE_MS,
-        timezone="Asia/Kathmandu",
-    ),
-    Timeline(WINDOWS, timezone="America/New_York"),
-]
-
-
-@settings(max_examples=80, deadline=None)
-@given(
-    zoned=st.sampled_from(ZONED),
-    start=st.integers(0, 3 * 24 * 3600),
-    steps=st.lists(
-        st.one_of(
-            st.tuples(st.just("apply"), st.integers(-26 * 3600, 300)),
-            st.tuples(st.just("advance"), st.integers(0, 2 * 3600)),
-        ),
-        max_size=60,
-    ),
-)
-def test_advancing_within_a_bucket_changes_nothing_but_the_time(
-    zoned: Timeline, start: int, steps: list[tuple[str, int]]
-) -> None:
-    """`advance` skips the work between edge moves: whatever the steps (in seconds,
-    so most land inside a bucket), the spans are those of the current time, no bucket
-    is past retention, and every range is the sum of its buckets. Runs across local
-    midnight in zones where midnight is not a bucket boundary, and over a DST change
-    (New York, 2026-11-01)."""
-    now = parse_rfc3339_ms("2026-10-30T17:00:00Z") + start * 1000
-    windows = ChannelWindows(zoned, now)
-    for action, seconds in steps:
-        if action == "apply":
-            windows.apply(zoned.bucket_of(now + seconds * 1000), one_ticket())
-        else:
-            now += seconds * 1000
-            windows.advance(now)
-    assert windows.spans == windows._spans(now)
-    assert all(b >= zoned.oldest_bucket(now) for b in windows.buckets)
-    for (name, is_previous), (low, high) in windows.spans.items():
-        expected = sum(agg.get("tickets") for b, agg in windows.buckets.items() if low <= b < high)
-        held = windows.previous[name] if is_previous else windows.window(name)
-        assert held.get("tickets") == expected, (name, is_previous)
-
-
-def test_edges_move_at_the_next_bucket_or_local_midnight() -> None:
-    kathmandu = ZONED[1]
-    midnight = parse_rfc3339_ms("2026-11-22T18:15:00Z")  # 00:00 in Kathmandu (UTC+5:45)
-    at = midnight - 30_000
-    assert kathmandu.bucket_of(at) + kathmandu.bucket_ms > midnight  # 18:13 .. 18:20 UTC
-    assert kathmandu.edges_move_at(at) == midnight
-    assert TL.edges_move_at(NOW) == TL.bucket_of(NOW) + MINUTE_MS
