@@ -192,6 +192,30 @@ class WorkerProcess:
         """Input records not yet processed, summed over its `cx_consumer_lag` series."""
         return sum(v for k, v in self.metrics().items() if k.startswith("cx_consumer_lag{"))
 
+    def settle(self, quiet: float = 3.0, timeout: float = 300) -> dict[str, float]:
+        """Wait until lag is 0 and the `cx_events_total` counters stay unchanged for
+        `quiet` seconds; return the metrics then.
+
+        Lag alone can read 0 too early: a record forwarded to a repartition topic is in
+        flight until the consumer fetches it (the partition's highwater is the last
+        fetched one), and a partition not fetched yet has no lag series at all.
+        """
+        deadline = time.monotonic() + timeout
+        last: dict[str, float] | None = None
+        since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.log_tail()}")
+            samples = self.metrics()
+            lag = sum(v for k, v in samples.items() if k.startswith("cx_consumer_lag{"))
+            counts = {k: v for k, v in samples.items() if k.startswith("cx_events_total{")}
+            if lag or counts != last:
+                last, since = counts, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return samples
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for the worker to settle:\n{self.log_tail()}")
+
     def wait_until(self, predicate: Any, timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
