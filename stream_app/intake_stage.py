@@ -50,12 +50,9 @@ log = logging.getLogger("stream_app.intake")
 #: input partition, a partial per series and partition, and the merge stage's table
 #: write for every bucket each partial touches) are spread over more events when it is
 #: larger; the fold yields to the event loop every FOLD_SLICE records so /metrics and
-#: the merge stage keep running while a large batch is folded. Faust's consumer needs
-#: several turns of the loop for each partial it hands to the merge agent: slices of
-#: 1,000 records left the merge stage starved at 5,000 ev/s (latency phase p50 11.5 s,
-#: 200: 8.6 s, one run each; docs/performance.md).
+#: the merge stage keep running while a large batch is folded.
 INTAKE_BATCH = 20_000
-FOLD_SLICE = 200
+FOLD_SLICE = 1000
 EXPIRY_SWEEP_MS = 60_000
 __all__ = ["IntakeStage", "changelog_topic", "intake_group", "now_ms", "partials_topic", "repartition_topic"]
 KINDS = tuple(kind for _, kind, _ in INPUTS.values())
