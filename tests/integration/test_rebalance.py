@@ -81,6 +81,11 @@ def test_a_killed_worker_s_partitions_move_and_come_back_exact(
         run_sync(produce(bootstrap, stream.records[:half]))
         survivor.wait_until(lambda: progress(workers, stream) >= 0.2 * expected, 300, "20% counted")
         phase("20% counted")
+        # the group may still be settling its first assignment (a fast stage 1 counts
+        # 20% before the second member has channels): the kill must find both owning some
+        survivor.wait_until(
+            lambda: all(owns_channels(w) for w in workers), 120, "both workers to own channels"
+        )
         shared = [w for w in workers if owns_channels(w)]
         victim.kill()
         run_sync(produce(bootstrap, stream.records[half:]))
