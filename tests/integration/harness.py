@@ -190,7 +190,7 @@ class WorkerProcess:
 
     def lag(self) -> float:
         """Input records not yet processed, summed over its `cx_consumer_lag` series."""
-        return sum(v for k, v in self.metrics().items() if k.startswith("cx_consumer_lag{"))
+        return lag_of(self.metrics())
 
     def settle(self, quiet: float = 3.0, timeout: float = 300) -> dict[str, float]:
         """Wait until lag is 0 and the `cx_events_total` counters stay unchanged for
@@ -200,21 +200,22 @@ class WorkerProcess:
         flight until the consumer fetches it (the partition's highwater is the last
         fetched one), and a partition not fetched yet has no lag series at all.
         """
-        deadline = time.monotonic() + timeout
         last: dict[str, float] | None = None
         since = time.monotonic()
-        while time.monotonic() < deadline:
-            if self.process and self.process.poll() is not None:
-                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.log_tail()}")
+
+        def quiet_long_enough() -> dict[str, float] | None:
+            nonlocal last, since
             samples = self.metrics()
-            lag = sum(v for k, v in samples.items() if k.startswith("cx_consumer_lag{"))
             counts = {k: v for k, v in samples.items() if k.startswith("cx_events_total{")}
-            if lag or counts != last:
+            if lag_of(samples) or counts != last:
                 last, since = counts, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return samples
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for the worker to settle:\n{self.log_tail()}")
+                return None
+            return samples if time.monotonic() - since >= quiet else None
+
+        found: dict[str, float] = self.wait_until(
+            quiet_long_enough, timeout, f"lag 0 and the event counters unchanged for {quiet:g} s"
+        )
+        return found
 
     def wait_until(self, predicate: Any, timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
@@ -269,6 +270,11 @@ class ConnectProcess(WorkerProcess):
 def series(name: str, **labels: str) -> str:
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
+
+
+def lag_of(samples: dict[str, float]) -> float:
+    """Input records not yet processed: the `cx_consumer_lag` series summed."""
+    return sum(v for k, v in samples.items() if k.startswith("cx_consumer_lag{"))
 
 
 def metric_value(samples: dict[str, float], name: str, **labels: str) -> float | None:
