@@ -1,6 +1,6 @@
-"""A folded intake batch and its commit: all of a partition's work, or none of it.
+"""A folded batch and its commit: all of a partition's work, or none of it.
 
-For each input partition number p a batch carries (`PartitionBatch`):
+For each input partition number p an intake batch carries (`PartitionBatch`):
 
     partials (one per channel)  → <app_id>-partials
     changed entity states       → <app_id>-intake-<kind>-changelog, partition p
@@ -8,9 +8,15 @@ For each input partition number p a batch carries (`PartitionBatch`):
     records re-keyed elsewhere  → <app_id>-intake-<kind>-repartition
     input offsets of partition p (input and repartition topics) → the intake group
 
+and a merge batch (stream_app/merge_stage.py), for partials partition p:
+
+    changed table records       → <app_id>-scores-changelog, <app_id>-alert-state-changelog, partition p
+    alert messages              → cx.alerts
+    partials offsets of p       → the merge group
+
 and they are committed together. With transactions (`exactly_once`) each
-partition number has a transactional producer of its own, `<app_id>-intake-p<p>`
-(Kafka Streams' first exactly-once design): the worker that is assigned p
+partition number has a transactional producer of its own per stage,
+`<app_id>-<stage>-p<p>` (Kafka Streams' first exactly-once design): the worker that is assigned p
 initialises that producer, which fences the previous owner of p. A worker that
 stalled past its session (GC pause, VM freeze, SIGSTOP) and wakes up with a
 batch of p can then no longer commit it: its transaction is aborted, its
@@ -37,7 +43,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from stream_app.core.intake import Rejected
 from stream_app.core.scoreboard import ChannelPartial
 from stream_app.core.store import Change
-from stream_app.internal_topics import changelog_topic, intake_transactional_id, partials_topic
+from stream_app.internal_topics import changelog_topic, partials_topic, transactional_id
 
 log = logging.getLogger("stream_app.intake")
 DEADLETTER_TOPIC = "cx.deadletter"
@@ -50,6 +56,10 @@ class PartitionBatch:
     partials: dict[str, ChannelPartial] = field(default_factory=dict)
     #: kind → changelog records of this partition
     changes: dict[str, list[Change]] = field(default_factory=dict)
+    #: changelog topic → records of this partition (the merge stage's tables)
+    tables: dict[str, list[Change]] = field(default_factory=dict)
+    #: (topic, key, value, headers): records for other topics (the merge stage's alerts)
+    messages: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
     #: (input topic, record, why)
     rejected: list[tuple[str, Any, Rejected]] = field(default_factory=list)
     #: (repartition topic, target partition, entity id, record)
@@ -63,7 +73,13 @@ class PartitionBatch:
 
     def is_empty(self) -> bool:
         return not (
-            self.partials or self.rejected or self.forwards or self.offsets or any(self.changes.values())
+            self.partials
+            or self.rejected
+            or self.forwards
+            or self.offsets
+            or self.messages
+            or any(self.changes.values())
+            or any(self.tables.values())
         )
 
 
@@ -85,12 +101,18 @@ class Folded:
 
 
 class Checkpointer:
-    """The intake's producers and the commit of a folded batch."""
+    """A stage's producers and the commit of a folded batch."""
 
     def __init__(
-        self, app_id: str, transactional: bool, idempotent: bool, client_options: dict[str, Any]
+        self,
+        app_id: str,
+        transactional: bool,
+        idempotent: bool,
+        client_options: dict[str, Any],
+        stage: str = "intake",
     ) -> None:
         self.app_id = app_id
+        self.stage = stage
         self.transactional = transactional
         self.idempotent = idempotent
         self.options = client_options
@@ -134,7 +156,7 @@ class Checkpointer:
         if not self.transactional:
             return
         for partition in sorted(partitions - set(self.producers)):
-            producer = self._producer(intake_transactional_id(self.app_id, partition))
+            producer = self._producer(transactional_id(self.app_id, self.stage, partition))
             await producer.start()
             self.producers[partition] = producer
 
@@ -189,7 +211,7 @@ class Checkpointer:
     async def _commit_transaction(self, partition: int, part: PartitionBatch, group: str) -> None:
         producer = self.producers.get(partition)
         if producer is None:  # revoked while the batch was in flight: fetched again by its owner
-            raise KafkaError(f"input partition {partition} is no longer assigned here")
+            raise KafkaError(f"{self.stage}: partition {partition} is no longer assigned here")
         await producer.begin_transaction()
         try:
             await _acknowledged(await self._send(producer, partition, part), ", transaction aborted")
@@ -217,6 +239,10 @@ class Checkpointer:
         for kind, records in part.changes.items():
             topic = changelog_topic(self.app_id, kind)
             deliveries.extend(await _send_changes(producer, topic, partition, records))
+        for topic, records in part.tables.items():
+            deliveries.extend(await _send_changes(producer, topic, partition, records))
+        for topic, key, value, headers in part.messages:
+            deliveries.append(await producer.send(topic, key=key, value=value, headers=headers))
         for topic, message, why in part.rejected:
             key, origin = origin_of(topic, message)
             origin = [h for h in origin if h[0] != "x-source-key"]  # it is the record's key

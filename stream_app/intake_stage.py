@@ -40,6 +40,7 @@ from stream_app.core.scoreboard import ChannelPartial, Partials
 from stream_app.core.store import Batch, StateStore
 from stream_app.internal_topics import changelog_topic, intake_group, partials_topic, repartition_topic
 from stream_app.kafka.backoff import Backoff
+from stream_app.kafka.changelog import read_to_end, seek_to_committed
 from stream_app.metrics import Instruments
 from stream_app.state import open_stores
 
@@ -376,26 +377,16 @@ class IntakeStage:
             return
         started = time.monotonic()
         tps = list(wanted)
-        restorer.assign(tps)
-        await restorer.seek_to_beginning(*tps)
-        ends = await restorer.end_offsets(tps)
-        # Replayed fetch by fetch: the changelog is never held in memory whole.
         for kind, partition in wanted.values():
             self.stores[kind].begin_load(partition)
-        total = 0
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            fetched = await restorer.getmany(*pending, timeout_ms=500)
-            for tp, messages in fetched.items():
-                kind, partition = wanted[tp]
-                self.stores[kind].replay(partition, [(m.key.decode(), m.value) for m in messages])
-                total += len(messages)
-            for tp in list(pending):
-                if await restorer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+
+        def replay(tp: TopicPartition, messages: list[Any]) -> None:
+            kind, partition = wanted[tp]
+            self.stores[kind].replay(partition, [(m.key.decode(), m.value) for m in messages])
+
+        total = await read_to_end(restorer, tps, replay)
         for kind, partition in wanted.values():
             self.stores[kind].end_load(partition)
-        restorer.assign([])
         log.info(
             "intake state restored: %d partitions, %d changelog records in %.1f s",
             len(tps),
@@ -459,13 +450,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             consumer = self.stage.consumer
             if consumer is None:
                 return
-            for tp in assigned:
-                # aiokafka read the committed offsets as the assignment arrived, maybe
-                # before the fencing above: read them again and fetch from there.
-                committed = await consumer.committed(tp)
-                if committed is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, committed)
-                self.stage.handled[(tp.topic, tp.partition)] = (committed or 0) - 1
+            for tp, committed in (await seek_to_committed(consumer, list(assigned))).items():
+                self.stage.handled[(tp.topic, tp.partition)] = committed - 1
             self.stage.waiting_for = None

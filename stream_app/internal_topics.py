@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-#: The merge stage's Faust tables; each has a changelog `<app_id>-<table>-changelog`.
+#: The merge stage's tables (stream_app/merge_tables.py); each has a compacted
+#: changelog `<app_id>-<table>-changelog`, partitioned like the partials topic.
 MERGE_TABLES = ("scores", "alert-state")
+
+
+def table_changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
 
 
 def changelog_topic(app_id: str, kind: str) -> str:
@@ -30,9 +35,14 @@ def intake_group(app_id: str) -> str:
     return f"{app_id}-intake"
 
 
-def intake_transactional_id(app_id: str, partition: int) -> str:
-    """The transactional producer of one input partition number (zombie fencing)."""
-    return f"{app_id}-intake-p{partition}"
+def merge_group(app_id: str) -> str:
+    return f"{app_id}-merge"
+
+
+def transactional_id(app_id: str, stage: str, partition: int) -> str:
+    """The transactional producer of one partition number of a stage ("intake",
+    "merge"): the worker assigned the partition initialises it (zombie fencing)."""
+    return f"{app_id}-{stage}-p{partition}"
 
 
 def probe_topic(app_id: str) -> str:

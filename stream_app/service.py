@@ -1,4 +1,5 @@
-"""The Faust shell: topics, tables and agents that move data into and out of the core.
+"""The worker: both stages, the outputs and the HTTP side (Faust runs the web
+server, the timers and the output producers).
 
 Data flow (see README "Design"):
 
@@ -12,10 +13,11 @@ Stage 1 (`intake_stage.py`, plain aiokafka: Faust's consumer is too slow for
 it) keeps per-ticket/chat/survey state co-partitioned with its input topic and
 sends one partial per channel per batch to the internal `<app_id>-partials`
 topic, keyed by channel, in the same Kafka transaction as its state changelog
-and input offsets. Stage 2 (the Faust agent here) owns each channel on exactly
-one worker and keeps its event-time buckets in the `scores` table, each record
-with the partials offset it reflects, so a restarted or rebalanced worker
-rebuilds its windows from the changelog and applies no partial twice.
+and input offsets. Stage 2 (`merge_stage.py`, plain aiokafka too) owns each
+channel on exactly one worker and keeps its event-time buckets in the `scores`
+table, each record with the partials offset it reflects, committed with the
+partials offsets, so a restarted or rebalanced worker rebuilds its windows from
+the changelog and applies no partial twice.
 """
 
 from __future__ import annotations
@@ -29,22 +31,18 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from stream_app import __version__
 from stream_app.agent_view import PUBLISH_INTERVAL_S as AGENTS_PUBLISH_INTERVAL_S
 from stream_app.agent_view import AgentView, agents_topic
 from stream_app.config import Settings
-from stream_app.core import alerts
-from stream_app.core.agents import is_agent
-from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
 from stream_app.core.queues import OTHER, PREFIX, internal, is_queue, public, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
 from stream_app.http_routes import register_routes
 from stream_app.intake_stage import IntakeStage, now_ms, partials_topic
-from stream_app.merge_tables import MEMORY, forget_all, replayed_table
+from stream_app.merge_stage import MergeStage, written_ms
 from stream_app.metrics import Instruments
 from stream_app.topics import ALERTS_TOPIC, METRICS_TOPIC, partitions_of
 from stream_app.wallboard import (
@@ -62,34 +60,6 @@ HEARTBEAT_MS = 5_000
 BROKER_SILENT_S = 15.0
 
 
-class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
-        return consumer
-
-
-class _ReadCommittedConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> Any:
-        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _ReadCommittedTransport(faust_aiokafka.Transport):
-    Consumer = _ReadCommittedConsumer
-
-
-class ReadCommittedApp(faust.App):
-    """A Faust app whose consumer reads only committed records.
-
-    Faust chooses read_committed only in its own exactly_once mode, which makes
-    every Faust producer transactional (and has open duplicate bugs upstream). We
-    need it only to skip aborted intake transactions on the partials topic.
-    """
-
-    def _new_transport(self) -> Any:
-        return _ReadCommittedTransport(self.conf.broker_consumer, self)
-
-
 class CxService:
     """Builds the Faust app for one worker process."""
 
@@ -105,7 +75,6 @@ class CxService:
             settings.queue_set,
             agent_figures=settings.agent_figures == "on",
         )
-        self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
         #: (channel, window) → (snapshot from cx.metrics, its `as_of` in ms, parsed once).
         self.global_view: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.global_records = 0
@@ -116,23 +85,10 @@ class CxService:
         #: so a merge stage working through a backlog (or a buffer during an outage)
         #: shows its figures as old as they are.
         self.last_output_ms = 0
-        self.last_merged: dict[str, int] = {}
         self.started_ms = now_ms()
         #: When the broker last acknowledged a write of ours (partials, heartbeats).
         self.broker_acked_ms = self.started_ms
         self.published: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-        #: Highest partials offset this process handled per partition. Faust may hand
-        #: a record over twice right after a table restore; the second time is skipped.
-        self.handled: dict[tuple[str, int], int] = {}
-        #: Offset of the partial that last changed each scores-table key: replaying a
-        #: partial after a crash or rebalance applies only what it had not yet applied.
-        self.applied: dict[str, int] = {}
-        #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
-        self.empty_live: dict[str, int] = {}
-        #: Channel → when a partial last carried only old events (the intake is working
-        #: through a backlog): its live-queue rules hold until it settles.
-        self.catching_up: dict[str, int] = {}
-        self.last_evaluated: dict[str, int] = {}
         self.last_sent: dict[str, int] = {}
         # queue series too: their owners step queue rules and keep quiet queue rows live
         #: The queue series this deployment reports: others found in storage or on
@@ -149,9 +105,8 @@ class CxService:
             build={"version": __version__, "processing_guarantee": settings.guarantee},
         )
         self.agent_view = AgentView()
-        #: series (channel, queue, agent) → its partials partition (whose stream may delete its records)
-        self.series_partition: dict[str, int] = {}
         self.stage = IntakeStage(settings, self.intake, self.instruments, self._partials_sent)
+        self.merge = MergeStage(settings, self.instruments, self._forget_published)
         self.app = self._build_app()
 
     # --- wiring ----------------------------------------------------------------
@@ -159,11 +114,10 @@ class CxService:
     def _build_app(self) -> faust.App:
         s = self.settings
         broker = s.capabilities
-        app = ReadCommittedApp(
+        app = faust.App(
             s.app_id,
             broker=s.broker_urls,
             broker_credentials=s.faust_credentials(),
-            store=MEMORY,  # the merge stage's tables: see stream_app/merge_tables.py
             datadir=s.data_dir,
             web_port=s.web_port,
             web_bind=s.web_host,
@@ -186,8 +140,6 @@ class CxService:
             broker_session_timeout=broker.session_timeout_ms / 1000,
             broker_heartbeat_interval=broker.heartbeat_interval_ms / 1000,
             producer_max_batch_size=broker.producer_max_batch_size,
-            # Faust's own consumer (partials and table changelogs) must not see the
-            # records of aborted intake transactions: see ReadCommittedApp.
         )
         parts = s.partitions
 
@@ -200,19 +152,12 @@ class CxService:
         self.agents_topic = raw_topic(
             agents_topic(s.app_id), internal=True, config={"cleanup.policy": "compact"}
         )
-        self.scores = replayed_table(app, "scores", parts)
-        # Alert episodes, one record per channel, written by the merge agent while it
-        # handles that channel's partials: co-partitioned with the channel like `scores`.
-        self.alert_states = replayed_table(app, "alert-state", parts)
-        self.scores.on_recover(self._rebuild_scoreboard)
-        app.on_partitions_revoked.connect(self._on_revoked)
-
-        app.agent(self.partials_topic, name="merge")(self._merge_agent)
         app.timer(s.flush_interval_ms / 1000)(self._send_heartbeats)
         app.timer(s.snapshot_interval_ms / 1000)(self._publish_snapshots)
         app.timer(AGENTS_PUBLISH_INTERVAL_S)(self._publish_agents)
         app.task(self._follow_outputs)
         app.task(self._run_intake)
+        app.task(self._run_merge)
         if s.alert_webhook:
             app.task(self._run_alert_webhook)
         register_routes(app, self)
@@ -233,6 +178,29 @@ class CxService:
             await self.stage.run()
         finally:
             self.stage.stopping = True
+
+    # --- stage 2: merge per channel (stream_app/merge_stage.py) --------------------
+
+    async def _run_merge(self) -> None:
+        self.merge.stopping = False
+        try:
+            await self.merge.run()
+        finally:
+            self.merge.stopping = True
+
+    @property
+    def scoreboard(self) -> Scoreboard:
+        """The windows of the series this worker owns (the merge stage's)."""
+        return self.merge.scoreboard
+
+    @property
+    def last_merged(self) -> dict[str, int]:
+        return self.merge.last_merged
+
+    def _forget_published(self) -> None:
+        """The owned series changed: publish every snapshot again, forget agent rows."""
+        self.published.clear()
+        self.agent_view.forget_published()
 
     async def _run_alert_webhook(self) -> None:
         from stream_app.alert_webhook import AlertWebhook
@@ -281,152 +249,6 @@ class CxService:
             await self._send_partials(quiet, now)
         except KafkaError as exc:  # best effort: the next tick sends them again
             log.warning("heartbeat partials not sent: %s: %s", type(exc).__name__, exc)
-
-    # --- stage 2: merge per channel ---------------------------------------------
-
-    def _already_handled(self, topic: str, partition: int, offset: int) -> bool:
-        key = (topic, partition)
-        if offset <= self.handled.get(key, -1):
-            return True
-        self.handled[key] = offset
-        return False
-
-    async def _merge_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            partition, offset = message.partition, message.offset
-            if self._already_handled(message.topic, partition, offset):
-                continue
-            channel = event.key.decode()
-            received = ChannelPartial.from_json(orjson.loads(event.value))
-            now = now_ms()
-            if received.buckets and now - max(received.buckets) > CATCHING_UP_MS:
-                self.catching_up[channel] = now
-            fresh = ChannelPartial()
-            fresh.buckets = {
-                b: agg
-                for b, agg in received.buckets.items()
-                if self.applied.get(f"{channel}|{b}", -1) < offset
-            }
-            fresh.live = {
-                kind: {
-                    t: n
-                    for t, n in deltas.items()
-                    if self.applied.get(live_key(channel, kind, t), -1) < offset
-                }
-                for kind, deltas in received.live.items()
-            }
-            fresh.live = {kind: deltas for kind, deltas in fresh.live.items() if deltas}
-            windows = self.scoreboard.channel(channel)
-            for bucket in self.scoreboard.apply(channel, fresh):
-                key = f"{channel}|{bucket}"
-                agg = windows.buckets.get(bucket) or Aggregate()
-                self.scores[key] = {"p": partition, "o": offset, **agg.to_json()}
-                self.applied[key] = offset
-            self._store_live(channel, fresh, partition, offset)
-            self.series_partition[channel] = partition
-            self._delete_dropped(partition)
-            now = now_ms()
-            self.last_merged[channel] = max(
-                self.last_merged.get(channel, 0), written_ms((event.message.timestamp or 0) * 1000, now)
-            )
-            # New data is evaluated at once (an alert should not wait for the next
-            # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
-            moved = bool(fresh.buckets) or bool(fresh.live)
-            if is_agent(channel):  # agent figures: the JSON API only, no rules
-                continue
-            if moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
-                await self._evaluate_alerts(channel, now)
-
-    def _delete_dropped(self, partition: int) -> None:
-        """Delete the table records of buckets retention dropped, for every series of
-        this partials partition (the changelog record must go to its partition: hence
-        inside that partition's stream), quiet ones included: an agent who stopped
-        working leaves no records behind."""
-        for channel in [c for c in self.scoreboard.dropped if self.series_partition.get(c) == partition]:
-            for bucket in self.scoreboard.take_dropped(channel):
-                key = f"{channel}|{bucket}"
-                self.scores.pop(key, None)
-                self.applied.pop(key, None)
-
-    def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
-        """Write the live-queue chunks a partial changed to the scores table: one
-        record per (kind, hour of the times), found by binary search. Per-minute records
-        made far more changelog records (the embedded broker writes one per batch), and
-        the crash test on it could no longer catch up in time.
-
-        A chunk that became empty keeps its record (with the offset that emptied it)
-        for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
-        offset, or it would be applied twice. Later it is deleted (`_sweep_live`).
-        """
-        queue = self.scoreboard.live.get(channel)
-        now = now_ms()
-        for kind, deltas in fresh.live.items():
-            touched = {t - t % LIVE_CHUNK_MS for t in deltas}
-            for chunk in touched:
-                key = live_key(channel, kind, chunk)
-                times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
-                self.scores[key] = {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}
-                self.applied[key] = offset
-                if times:
-                    self.empty_live.pop(key, None)
-                else:
-                    self.empty_live[key] = now
-        self._sweep_live(channel, now)
-
-    def _sweep_live(self, channel: str, now: int) -> None:
-        """Delete the channel's live-queue records that have been empty for long enough."""
-        prefix = f"{channel}|"
-        for key, since in list(self.empty_live.items()):
-            if key.startswith(prefix) and now - since > EMPTY_LIVE_KEPT_MS:
-                del self.empty_live[key]
-                self.scores.pop(key, None)
-                self.applied.pop(key, None)
-
-    async def _rebuild_scoreboard(self) -> None:
-        """Rebuild windows from the scores table for the partitions this worker owns now.
-
-        Faust's memory store keeps keys written live after their partition is revoked
-        (it forgets only recovered ones), so records are filtered by their partition.
-        """
-        board = Scoreboard(self.timeline, now_ms(), self.settings.windows)
-        applied: dict[str, int] = {}
-        self.empty_live = {}
-        topic = self.partials_topic.get_topic_name()
-        owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
-        for key, value in list(self.scores.items()):
-            if value.get("p") not in owned:
-                continue
-            applied[key] = int(value.get("o", -1))
-            channel, _, suffix = key.partition("|")
-            self.series_partition[channel] = int(value["p"])
-            if suffix.startswith(LIVE_PREFIX):
-                kind = suffix.split("|")[1]
-                times = {int(t): int(n) for t, n in value["t"].items()}
-                if times:
-                    board.live_queue(channel).apply(kind, times)
-                else:
-                    self.empty_live[key] = now_ms()
-                continue
-            if not suffix.lstrip("-").isdigit():  # a record of an older layout (the backlog count)
-                continue
-            partial = ChannelPartial()
-            partial.buckets[int(suffix)] = Aggregate.from_json(value)
-            board.apply(channel, partial)
-        self.scoreboard = board
-        self.applied = applied
-        self.published.clear()
-        log.info("scoreboard rebuilt: channels=%s", board.owned())
-
-    def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
-        forget_all(self.app, (self.scores, self.alert_states))
-        self.agent_view.forget_published()
-        # Until recovery tells us what we own again, report nothing rather than stale figures.
-        self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
-        self.applied = {}
-        self.empty_live = {}
-        self.handled.clear()
-        self.instruments.alert_firing.clear()
 
     # --- outputs ------------------------------------------------------------------
 
@@ -529,36 +351,6 @@ class CxService:
         self.scoreboard.advance(now_ms())
         return self.agent_view.query(self.scoreboard.agent_windows(), window, queue)
 
-    async def _evaluate_alerts(self, channel: str, now: int) -> None:
-        """Step every rule for one owned channel (inside its partials stream); publish changes."""
-        self.last_evaluated[channel] = now
-        self.scoreboard.advance(now)
-        stored: dict[str, alerts.State] = self.alert_states.get(channel) or {}
-        states = dict(stored)
-        windows = self.scoreboard.views(channel)
-        live = self.scoreboard.figures(channel)
-        settled = now - self.catching_up.get(channel, -LIVE_SETTLE_MS) >= LIVE_SETTLE_MS
-        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, live, states, now, settled)
-        if states != stored:
-            self.alert_states[channel] = states
-        for message in messages:
-            record_key = f"{message['rule']}/{channel}/{message['window']}".encode()
-            # cx.alerts is shared by every deployment on the broker: the header says whose
-            await self.alerts_topic.send(
-                key=record_key,
-                value=orjson.dumps(message),
-                headers={"x-app-id": self.settings.app_id.encode()},
-            )
-            self.instruments.alerts.labels(message["rule"], message["severity"], message["state"]).inc()
-            log.warning("alert %s: %s", message["state"], message["summary"])
-        configured = {f"{r.name}/{r.window}" for r in self.settings.alert_rules}
-        for rule_window, state in states.items():
-            if rule_window not in configured:  # a rule since removed from the rules file
-                continue
-            rule, _, window = rule_window.partition("/")
-            firing = state["s"] in ("firing", "clearing")
-            self.instruments.alert_firing.set(rule, channel, window, firing)
-
     async def _follow_outputs(self) -> None:
         """Global view for the API and wallboard: every worker reads all of `cx.metrics`
         and `cx.alerts` (no group), so any worker can show every channel."""
@@ -604,28 +396,3 @@ class CxService:
                     self.global_records += 1
         finally:
             await consumer.stop()
-
-
-#: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
-LIVE_PREFIX = "live|"
-LIVE_CHUNK_MS = 3_600_000
-#: A partial whose newest event-time bucket is older than this came from an intake
-#: working through old events (a backlog after a restart or an outage).
-CATCHING_UP_MS = 120_000
-#: Live-queue rules hold until no such partial came for this long: until then a chat
-#: whose agent's join is still in the backlog looks as if it had waited all along.
-LIVE_SETTLE_MS = 30_000
-#: How long an emptied live-queue record is kept before it is deleted: far longer
-#: than the partials consumer takes to commit (every second).
-EMPTY_LIVE_KEPT_MS = 3_600_000
-
-
-def live_key(channel: str, kind: str, at_ms: int) -> str:
-    """The scores-table key holding the live-queue times of `kind` in the hour of `at_ms`."""
-    return f"{channel}|{LIVE_PREFIX}{kind}|{at_ms - at_ms % LIVE_CHUNK_MS}"
-
-
-def written_ms(timestamp_ms: float, now: int) -> int:
-    """When a record was written: its timestamp (ms), never later than `now` (the
-    writer's clock may run ahead of ours); `now` when it carries none (<= 0)."""
-    return min(now, int(timestamp_ms)) if timestamp_ms > 0 else now

@@ -21,6 +21,7 @@ from stream_app.internal_topics import (
     partials_topic,
     probe_topic,
     repartition_topic,
+    table_changelog_topic,
 )
 
 log = logging.getLogger("stream_app.topics")
@@ -80,13 +81,13 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> None:
         for _, kind, _ in INPUTS.values():  # intake state and re-keying, co-partitioned with its input
             wanted[changelog_topic(settings.app_id, kind)] = {"cleanup.policy": "compact"}
             wanted[repartition_topic(settings.app_id, kind)] = {}
-        # The merge stage's topics too (Faust would declare them itself, but its
-        # consumer may subscribe before a new topic's partitions are in the metadata
-        # and then not see them until its next refresh, 5 minutes later).
+        # The merge stage's topics too (a consumer that subscribes before a new
+        # topic's partitions are in the metadata does not see them until its next
+        # refresh, 5 minutes later).
         wanted[partials_topic(settings.app_id)] = {}
         wanted[agents_topic(settings.app_id)] = {"cleanup.policy": "compact"}
         for table in MERGE_TABLES:
-            wanted[f"{settings.app_id}-{table}-changelog"] = {"cleanup.policy": "compact"}
+            wanted[table_changelog_topic(settings.app_id, table)] = {"cleanup.policy": "compact"}
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=dict(configs))

@@ -1,0 +1,56 @@
+"""Reading changelog partitions back to their end: how both stages restore state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def read_to_end(
+    restorer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    apply: Callable[[TopicPartition, list[Any]], None],
+) -> int:
+    """Read each of `tps` from its start to the end offset it has now, handing every
+    fetch to `apply(tp, records)` in order (the changelog is never held in memory
+    whole); returns how many records were read. `restorer` is a consumer without a
+    group (read_committed), assigned nothing before and after."""
+    if not tps:
+        return 0
+    restorer.assign(tps)
+    try:
+        await restorer.seek_to_beginning(*tps)
+        ends = await restorer.end_offsets(tps)
+        total = 0
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            fetched = await restorer.getmany(*pending, timeout_ms=500)
+            for tp, messages in fetched.items():
+                apply(tp, messages)
+                total += len(messages)
+            for tp in list(pending):
+                if await restorer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return total
+    finally:
+        restorer.assign([])
+
+
+async def seek_to_committed(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Read the committed offset of each of `tps` again and fetch from there (from the
+    start where none is committed); returns the next offset to fetch per partition
+    (0 where none is committed). aiokafka reads them as an assignment arrives, maybe
+    before the stage fenced the partitions' previous owners."""
+    found = {}
+    for tp in tps:
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+        found[tp] = committed or 0
+    return found

@@ -1,0 +1,457 @@
+"""Stage 2 of the pipeline on plain aiokafka: partials in, each channel's windows,
+live queue and alert episodes out.
+
+Each channel is owned by the one worker assigned its partials partition (group
+`<app_id>-merge`). A batch of partials is applied to the in-memory `Scoreboard`
+and to the `scores` / `alert-state` tables (stream_app/merge_tables.py), and is
+committed by `checkpoint.Checkpointer` per partials partition: the changed table
+records (changelog), the alerts it raised (`cx.alerts`) and the partials offsets
+together, one Kafka transaction each with `exactly_once`. The worker that is
+assigned partition p initialises `<app_id>-merge-p<p>` first, which fences the
+previous owner: a worker frozen past its session (GC pause, VM freeze, SIGSTOP)
+that wakes up can commit nothing, and its table writes are never read.
+
+Why not a Faust agent and Faust tables (until 2026-12): Faust's consumer resumes
+its flow from a table recovery that a rebalance cut short, so a worker that woke
+from a stall applied partials to a scoreboard rebuilt from emptied tables and wrote
+small figures under new offsets (the stall test lost 4,646–345,364 counts), and
+it commits the offsets of messages its streams skipped. Here nothing is applied
+between a revocation and the end of the next assignment's restore: the rebalance
+callbacks and the batch hold one lock, and a batch fetched in an older rebalance
+generation is dropped and fetched again from the committed offsets.
+
+Without transactions (`at_least_once`, the embedded broker) the records are
+acknowledged before the offsets are committed; a partial read again after a crash
+is applied only to records with an older `"o"` (the offset of the last partial
+applied to them), so it is not counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from stream_app.checkpoint import Checkpointer, Folded, PartitionBatch
+from stream_app.config import Settings
+from stream_app.core import alerts
+from stream_app.core.agents import is_agent
+from stream_app.core.aggregate import Aggregate
+from stream_app.core.scoreboard import ChannelPartial, Scoreboard
+from stream_app.internal_topics import merge_group, partials_topic, table_changelog_topic
+from stream_app.kafka.backoff import Backoff
+from stream_app.kafka.changelog import read_to_end, seek_to_committed
+from stream_app.merge_tables import Table
+from stream_app.metrics import Instruments
+from stream_app.topics import ALERTS_TOPIC
+
+log = logging.getLogger("stream_app.merge")
+
+#: Most partials applied per batch (one transaction per partition per batch).
+MERGE_BATCH = 2000
+#: How long a fetch waits for partials when there are none.
+MERGE_POLL_MS = 200
+#: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
+LIVE_PREFIX = "live|"
+LIVE_CHUNK_MS = 3_600_000
+#: A partial whose newest event-time bucket is older than this came from an intake
+#: working through old events (a backlog after a restart or an outage).
+CATCHING_UP_MS = 120_000
+#: Live-queue rules hold until no such partial came for this long: until then a chat
+#: whose agent's join is still in the backlog looks as if it had waited all along.
+LIVE_SETTLE_MS = 30_000
+#: How long an emptied live-queue record is kept before it is deleted: far longer
+#: than a batch takes to commit.
+EMPTY_LIVE_KEPT_MS = 3_600_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def live_key(channel: str, kind: str, at_ms: int) -> str:
+    """The scores-table key holding the live-queue times of `kind` in the hour of `at_ms`."""
+    return f"{channel}|{LIVE_PREFIX}{kind}|{at_ms - at_ms % LIVE_CHUNK_MS}"
+
+
+def written_ms(timestamp_ms: float, now: int) -> int:
+    """When a record was written: its timestamp (ms), never later than `now` (the
+    writer's clock may run ahead of ours); `now` when it carries none (<= 0)."""
+    return min(now, int(timestamp_ms)) if timestamp_ms > 0 else now
+
+
+class MergeStage:
+    """Runs stage 2 until the worker stops; rebuilds itself after a broker failure.
+
+    `on_reset` is called whenever the owned channels change (revocation, rebuild):
+    the service forgets what it published for them.
+    """
+
+    def __init__(self, settings: Settings, instruments: Instruments, on_reset: Callable[[], None]) -> None:
+        self.settings = settings
+        self.timeline = settings.timeline()
+        self.instruments = instruments
+        self.on_reset = on_reset
+        self.transactional = settings.guarantee == "exactly_once"
+        self.topic = partials_topic(settings.app_id)
+        self.group = merge_group(settings.app_id)
+        self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
+        self.scores = Table("scores")
+        self.alert_states = Table("alert-state")
+        #: Offset of the partial that last changed each scores-table key: replaying a
+        #: partial after a crash or rebalance applies only what it had not yet applied.
+        self.applied: dict[str, int] = {}
+        #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
+        self.empty_live: dict[str, int] = {}
+        #: Channel → when a partial last carried only old events (the intake is working
+        #: through a backlog): its live-queue rules hold until it settles.
+        self.catching_up: dict[str, int] = {}
+        self.last_evaluated: dict[str, int] = {}
+        #: When the newest partial merged per owned channel was written (its record
+        #: timestamp, wall-clock ms): how the wallboard tells live from stale.
+        self.last_merged: dict[str, int] = {}
+        #: series (channel, queue, agent) → its partials partition
+        self.series_partition: dict[str, int] = {}
+        #: Last partials offset committed per owned partition (for the lag metric).
+        self.handled: dict[int, int] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        #: Held by a batch from its check of `generation` to its commit, and by the
+        #: rebalance callbacks: partitions never move while a batch is in flight.
+        self.lock = asyncio.Lock()
+        #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
+        self.generation = 0
+        self.checkpointer = Checkpointer(settings.app_id, False, True, {}, stage="merge")  # replaced per run
+        self.stopping = False
+        self.backoff = Backoff(1.0, 30.0)
+        #: What the merge stage waits for before it runs (None: running).
+        self.waiting_for: str | None = "its first partitions"
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run, and after a broker failure start again from the committed offsets,
+        backing off (1 s doubling to 30 s; back to 1 s once a batch commits)."""
+        while not self.stopping:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                delay = self.backoff.next()
+                self.waiting_for = f"the broker ({type(exc).__name__}: {exc}); next attempt in {delay:g} s"
+                log.warning("merge: waiting for %s", self.waiting_for)
+                await asyncio.sleep(delay)
+
+    async def _run_once(self) -> None:
+        s = self.settings
+        broker = s.capabilities
+        common = {"bootstrap_servers": s.bootstrap, **s.kafka_client_options()}
+        consumer = AIOKafkaConsumer(
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=MERGE_BATCH,
+            session_timeout_ms=broker.session_timeout_ms,
+            heartbeat_interval_ms=broker.heartbeat_interval_ms,
+            **common,
+        )
+        restorer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common
+        )
+        checkpointer = self.checkpointer = Checkpointer(
+            s.app_id, self.transactional, idempotent=broker.idempotence, client_options=common, stage="merge"
+        )
+        self._reset(None)
+        try:
+            await checkpointer.start(f"{s.app_id}-merge-warmup-{s.instance}")
+            await restorer.start()
+            await consumer.start()
+            self.consumer = consumer
+            consumer.subscribe([self.topic], listener=_Rebalance(self, restorer))
+            while not self.stopping:
+                generation = self.generation
+                records = await consumer.getmany(timeout_ms=MERGE_POLL_MS, max_records=MERGE_BATCH)
+                if not records:
+                    continue
+                async with self.lock:
+                    if generation != self.generation:  # the partitions moved after the fetch
+                        await seek_to_committed(consumer, list(consumer.assignment()))
+                        continue
+                    folded = self._fold(records)
+                    if not folded.is_empty():
+                        await checkpointer.commit(folded, consumer, self.group, self._committed)
+                    self.backoff.reset()
+        finally:
+            self.consumer = None
+            await consumer.stop()
+            await restorer.stop()
+            await checkpointer.close()
+
+    # --- one batch ------------------------------------------------------------------
+
+    def _fold(self, records: dict[TopicPartition, list[Any]]) -> Folded:
+        """Apply a batch of partials; returns what must be committed for it (the
+        scoreboard and tables are ahead of the commit: if it fails, the stage
+        restarts and restores them from the changelogs)."""
+        now = now_ms()
+        folded = Folded(now)
+        for tp, messages in records.items():
+            part = folded.part(tp.partition)
+            for message in messages:
+                self._apply(message, part)
+            part.offsets[tp] = messages[-1].offset + 1
+        for table in (self.scores, self.alert_states):
+            topic = table_changelog_topic(self.settings.app_id, table.name)
+            for partition, changes in table.take_changes().items():
+                folded.part(partition).tables[topic] = changes
+        return folded
+
+    def _apply(self, message: Any, part: PartitionBatch) -> None:
+        """Apply one partial to the channel's windows, live queue and table records,
+        and step its alert rules."""
+        partition, offset = message.partition, message.offset
+        channel = message.key.decode()
+        received = ChannelPartial.from_json(orjson.loads(message.value))
+        now = now_ms()
+        if received.buckets and now - max(received.buckets) > CATCHING_UP_MS:
+            self.catching_up[channel] = now
+        applied = self.applied
+        fresh = ChannelPartial()
+        fresh.buckets = {
+            b: agg for b, agg in received.buckets.items() if applied.get(f"{channel}|{b}", -1) < offset
+        }
+        live = {
+            kind: {t: n for t, n in deltas.items() if applied.get(live_key(channel, kind, t), -1) < offset}
+            for kind, deltas in received.live.items()
+        }
+        fresh.live = {kind: deltas for kind, deltas in live.items() if deltas}
+        windows = self.scoreboard.channel(channel)
+        for bucket in self.scoreboard.apply(channel, fresh):
+            key = f"{channel}|{bucket}"
+            agg = windows.buckets.get(bucket) or Aggregate()
+            self.scores.put(key, {"p": partition, "o": offset, **agg.to_json()}, partition)
+            applied[key] = offset
+        self._store_live(channel, fresh, partition, offset)
+        self.series_partition[channel] = partition
+        self._delete_dropped(partition)
+        now = now_ms()
+        self.last_merged[channel] = max(
+            self.last_merged.get(channel, 0), written_ms(message.timestamp or 0, now)
+        )
+        # New data is evaluated at once (an alert should not wait for the next
+        # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
+        moved = bool(fresh.buckets) or bool(fresh.live)
+        if is_agent(channel):  # agent figures: the JSON API only, no rules
+            return
+        if moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
+            self._evaluate_alerts(channel, partition, now, part)
+
+    def _delete_dropped(self, partition: int) -> None:
+        """Delete the table records of buckets retention dropped, for every series of
+        this partials partition, quiet ones included: an agent who stopped working
+        leaves no records behind."""
+        for channel in [c for c in self.scoreboard.dropped if self.series_partition.get(c) == partition]:
+            for bucket in self.scoreboard.take_dropped(channel):
+                key = f"{channel}|{bucket}"
+                self.scores.delete(key)
+                self.applied.pop(key, None)
+
+    def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
+        """Write the live-queue chunks a partial changed to the scores table: one
+        record per (kind, hour of the times), found by binary search.
+
+        A chunk that became empty keeps its record (with the offset that emptied it)
+        for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
+        offset, or it would be applied twice. Later it is deleted (`_sweep_live`).
+        """
+        queue = self.scoreboard.live.get(channel)
+        now = now_ms()
+        for kind, deltas in fresh.live.items():
+            touched = {t - t % LIVE_CHUNK_MS for t in deltas}
+            for chunk in touched:
+                key = live_key(channel, kind, chunk)
+                times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
+                self.scores.put(
+                    key, {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}, partition
+                )
+                self.applied[key] = offset
+                if times:
+                    self.empty_live.pop(key, None)
+                else:
+                    self.empty_live[key] = now
+        self._sweep_live(channel, now)
+
+    def _sweep_live(self, channel: str, now: int) -> None:
+        """Delete the channel's live-queue records that have been empty for long enough."""
+        prefix = f"{channel}|"
+        for key, since in list(self.empty_live.items()):
+            if key.startswith(prefix) and now - since > EMPTY_LIVE_KEPT_MS:
+                del self.empty_live[key]
+                self.scores.delete(key)
+                self.applied.pop(key, None)
+
+    def _evaluate_alerts(self, channel: str, partition: int, now: int, part: PartitionBatch) -> None:
+        """Step every rule for one owned channel; its alert messages go out with the
+        batch (in its transaction), its episodes to the `alert-state` table."""
+        self.last_evaluated[channel] = now
+        self.scoreboard.advance(now)
+        stored: dict[str, alerts.State] = self.alert_states.get(channel) or {}
+        states = dict(stored)
+        windows = self.scoreboard.views(channel)
+        live = self.scoreboard.figures(channel)
+        settled = now - self.catching_up.get(channel, -LIVE_SETTLE_MS) >= LIVE_SETTLE_MS
+        messages = alerts.evaluate(self.settings.alert_rules, channel, windows, live, states, now, settled)
+        if states != stored:
+            self.alert_states.put(channel, states, partition)
+        for message in messages:
+            # cx.alerts is shared by every deployment on the broker: the header says whose
+            part.messages.append(
+                (
+                    ALERTS_TOPIC,
+                    f"{message['rule']}/{channel}/{message['window']}".encode(),
+                    orjson.dumps(message),
+                    [("x-app-id", self.settings.app_id.encode())],
+                )
+            )
+        configured = {f"{r.name}/{r.window}" for r in self.settings.alert_rules}
+        for rule_window, state in states.items():
+            if rule_window not in configured:  # a rule since removed from the rules file
+                continue
+            rule, _, window = rule_window.partition("/")
+            firing = state["s"] in ("firing", "clearing")
+            self.instruments.alert_firing.set(rule, channel, window, firing)
+
+    def _committed(self, part: PartitionBatch) -> None:
+        """A partition's part of a batch is durable: count and log its alerts."""
+        for tp, next_offset in part.offsets.items():
+            self.handled[tp.partition] = next_offset - 1
+        for topic, _, value, _ in part.messages:
+            if topic != ALERTS_TOPIC:
+                continue
+            message = orjson.loads(value)
+            self.instruments.alerts.labels(message["rule"], message["severity"], message["state"]).inc()
+            log.warning("alert %s: %s", message["state"], message["summary"])
+
+    # --- rebalances -----------------------------------------------------------------
+
+    def _reset(self, partitions: set[int] | None) -> None:
+        """Forget the tables of `partitions` (None: all) and every channel's windows:
+        until the next assignment is restored, nothing is reported rather than stale
+        figures."""
+        for table in (self.scores, self.alert_states):
+            if partitions is None:
+                table.drop(set(table.partition_of.values()) | set(table.changes))
+            else:
+                table.drop(partitions)
+        self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
+        self.applied = {}
+        self.empty_live = {}
+        self.handled = {}
+        self.instruments.alert_firing.clear()
+        self.on_reset()
+
+    async def restore(self, restorer: AIOKafkaConsumer, partitions: set[int]) -> None:
+        """Read the tables of `partitions` back from their changelogs, from the start."""
+        started = time.monotonic()
+        tables = {
+            table_changelog_topic(self.settings.app_id, t.name): t for t in (self.scores, self.alert_states)
+        }
+        for table in tables.values():
+            table.drop(partitions)
+        tps = [TopicPartition(topic, p) for topic in tables for p in sorted(partitions)]
+
+        def replay(tp: TopicPartition, messages: list[Any]) -> None:
+            tables[tp.topic].replay(tp.partition, [(m.key, m.value) for m in messages])
+
+        total = await read_to_end(restorer, tps, replay)
+        log.info(
+            "merge tables restored: %d partitions, %d changelog records in %.1f s",
+            len(partitions),
+            total,
+            time.monotonic() - started,
+        )
+
+    def rebuild(self, partitions: set[int]) -> None:
+        """Rebuild the windows and live queues from the scores table for `partitions`."""
+        board = Scoreboard(self.timeline, now_ms(), self.settings.windows)
+        applied: dict[str, int] = {}
+        self.empty_live = {}
+        for key, value in self.scores.items():
+            if self.scores.partition_of.get(key) not in partitions:
+                continue
+            applied[key] = int(value.get("o", -1))
+            channel, _, suffix = key.partition("|")
+            self.series_partition[channel] = int(value["p"])
+            if suffix.startswith(LIVE_PREFIX):
+                kind = suffix.split("|")[1]
+                times = {int(t): int(n) for t, n in value["t"].items()}
+                if times:
+                    board.live_queue(channel).apply(kind, times)
+                else:
+                    self.empty_live[key] = now_ms()
+                continue
+            if not suffix.lstrip("-").isdigit():  # a record of an older layout (the backlog count)
+                continue
+            partial = ChannelPartial()
+            partial.buckets[int(suffix)] = Aggregate.from_json(value)
+            board.apply(channel, partial)
+        self.scoreboard = board
+        self.applied = applied
+        self.on_reset()
+        log.info("scoreboard rebuilt: channels=%s", board.owned())
+
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, records behind) for the partials partitions assigned here."""
+        consumer = self.consumer
+        if consumer is None:
+            return []
+        found = []
+        for tp in sorted(consumer.assignment()):
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            found.append((tp.topic, tp.partition, max(0, highwater - self.handled.get(tp.partition, -1) - 1)))
+        return found
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs in aiokafka's coordinator task: waits for the batch in flight, and only
+    then lets the partitions go; on assignment fences, restores and rebuilds before
+    the first partial is applied."""
+
+    def __init__(self, stage: MergeStage, restorer: AIOKafkaConsumer) -> None:
+        self.stage = stage
+        self.restorer = restorer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        stage = self.stage
+        async with stage.lock:
+            stage.generation += 1
+            partitions = {tp.partition for tp in revoked}
+            stage._reset(partitions)
+            await stage.checkpointer.revoke(partitions)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Fence the partitions' previous owners first (their open transactions are
+        aborted), then restore the tables, rebuild the windows and read the committed
+        offsets."""
+        stage = self.stage
+        async with stage.lock:
+            stage.generation += 1
+            partitions = {tp.partition for tp in assigned}
+            await stage.checkpointer.assign(partitions)
+            await stage.restore(self.restorer, partitions)
+            stage.rebuild(partitions)
+            consumer = stage.consumer
+            if consumer is None:
+                return
+            for tp, committed in (await seek_to_committed(consumer, list(assigned))).items():
+                stage.handled[tp.partition] = committed - 1
+            stage.waiting_for = None
