@@ -358,6 +358,8 @@ class CxService:
             bootstrap_servers=self.settings.bootstrap,
             enable_auto_commit=False,
             group_id=None,
+            # alerts are written in the merge stage's transactions: a fenced worker's never count
+            isolation_level="read_committed",
             **self.settings.kafka_client_options(),
         )
         await consumer.start()
