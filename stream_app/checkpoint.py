@@ -198,9 +198,20 @@ class Checkpointer:
             return
         producer = self.shared
         assert producer is not None, "start() first"
+        # Without a transaction, messages for other topics (alerts) are acknowledged
+        # before the state that records them was sent: a failure in between sends
+        # them again after the restart rather than never.
+        await _acknowledged(
+            [
+                await producer.send(topic, key=key, value=value, headers=headers)
+                for _, part in parts
+                for topic, key, value, headers in part.messages
+            ],
+            "",
+        )
         deliveries: list[Awaitable[Any]] = []
         for partition, part in parts:
-            deliveries.extend(await self._send(producer, partition, part))
+            deliveries.extend(await self._send(producer, partition, part, messages=False))
         await _acknowledged(deliveries, "")
         offsets = {tp: offset for _, part in parts for tp, offset in part.offsets.items()}
         if offsets:
@@ -229,7 +240,7 @@ class Checkpointer:
             raise
 
     async def _send(
-        self, producer: AIOKafkaProducer, partition: int, part: PartitionBatch
+        self, producer: AIOKafkaProducer, partition: int, part: PartitionBatch, messages: bool = True
     ) -> list[Awaitable[Any]]:
         """Hand every record of `part` to the producer; returns their delivery futures."""
         deliveries: list[Awaitable[Any]] = [
@@ -241,7 +252,7 @@ class Checkpointer:
             deliveries.extend(await _send_changes(producer, topic, partition, records))
         for topic, records in part.tables.items():
             deliveries.extend(await _send_changes(producer, topic, partition, records))
-        for topic, key, value, headers in part.messages:
+        for topic, key, value, headers in part.messages if messages else ():
             deliveries.append(await producer.send(topic, key=key, value=value, headers=headers))
         for topic, message, why in part.rejected:
             key, origin = origin_of(topic, message)

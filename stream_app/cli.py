@@ -208,7 +208,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     async def print_alerts() -> None:
         from aiokafka import AIOKafkaConsumer
 
-        consumer = AIOKafkaConsumer("cx.alerts", bootstrap_servers=broker.bootstrap, group_id=None)
+        consumer = AIOKafkaConsumer(
+            "cx.alerts", bootstrap_servers=broker.bootstrap, group_id=None, isolation_level="read_committed"
+        )
         await consumer.start()
         try:
             async for record in consumer:

@@ -104,6 +104,12 @@ class IntakeStage:
         self.folding = asyncio.Lock()
         #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
         self.generation = 0
+        #: The generation whose assignment was fenced and restored completely; nothing
+        #: is folded while another one is current.
+        self.restored = 0
+        #: Why the last assignment could not be restored (aiokafka logs and swallows
+        #: what a rebalance callback raises): the stage restarts from the committed offsets.
+        self.assign_failed: BaseException | None = None
         self.committer: asyncio.Task[None] | None = None
         self.checkpointer = Checkpointer(settings.app_id, False, True, {})  # replaced per run
         self.stopping = False
@@ -152,6 +158,8 @@ class IntakeStage:
         )
         for store in self.stores.values():
             store.reset()
+        self.assign_failed = None
+        self.restored = -1  # until this run's first assignment is restored
         # One batch is folded while the one before it is being committed.
         self.pending = asyncio.Queue(maxsize=1)
         committer = self.committer = asyncio.create_task(self._commit_loop(self.pending, consumer))
@@ -169,7 +177,10 @@ class IntakeStage:
                     raise RuntimeError("the intake committer stopped")
                 records, generation = await self._gather(consumer)
                 async with self.folding:
-                    if generation != self.generation:  # the partitions moved after the fetch
+                    if self.assign_failed is not None:
+                        raise KafkaError(f"intake: an assignment was not restored ({self.assign_failed!r})")
+                    if generation != self.generation or self.restored != self.generation:
+                        # the partitions moved after the fetch (or are not restored yet)
                         await self._rewind(consumer)
                         continue
                     now = now_ms()
@@ -443,13 +454,20 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         """Fence the partitions' previous owners first (their open transactions are
         aborted), then restore state and read the committed offsets: a stalled worker
         that wakes up can no longer commit behind this one's back."""
-        async with self.stage.folding:
-            self.stage.generation += 1
-            await self.stage.checkpointer.assign({tp.partition for tp in assigned})
-            await self.stage.restore(self.restorer, list(assigned))
-            consumer = self.stage.consumer
-            if consumer is None:
+        stage = self.stage
+        async with stage.folding:
+            stage.generation += 1
+            try:
+                await stage.checkpointer.assign({tp.partition for tp in assigned})
+                await stage.restore(self.restorer, list(assigned))
+                consumer = stage.consumer
+                if consumer is None:
+                    return
+                for tp, committed in (await seek_to_committed(consumer, list(assigned))).items():
+                    stage.handled[(tp.topic, tp.partition)] = committed - 1
+            except Exception as exc:  # aiokafka would log it and go on with this assignment
+                log.warning("intake: assignment not restored: %s: %s", type(exc).__name__, exc)
+                stage.assign_failed = exc
                 return
-            for tp, committed in (await seek_to_committed(consumer, list(assigned))).items():
-                self.stage.handled[(tp.topic, tp.partition)] = committed - 1
-            self.stage.waiting_for = None
+            stage.restored = stage.generation
+            stage.waiting_for = None

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from stream_app.checkpoint import Checkpointer, Folded, PartitionBatch
@@ -126,6 +127,12 @@ class MergeStage:
         self.lock = asyncio.Lock()
         #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
         self.generation = 0
+        #: The generation whose assignment was fenced, restored and rebuilt completely;
+        #: partials are applied only while it is the current one.
+        self.restored = 0
+        #: Why the last assignment could not be restored (aiokafka logs and swallows
+        #: what a rebalance callback raises): the stage restarts from the committed offsets.
+        self.assign_failed: BaseException | None = None
         self.checkpointer = Checkpointer(settings.app_id, False, True, {}, stage="merge")  # replaced per run
         self.stopping = False
         self.backoff = Backoff(1.0, 30.0)
@@ -169,6 +176,8 @@ class MergeStage:
             s.app_id, self.transactional, idempotent=broker.idempotence, client_options=common, stage="merge"
         )
         self._reset(None)
+        self.assign_failed = None
+        self.restored = -1  # until this run's first assignment is restored
         try:
             await checkpointer.start(f"{s.app_id}-merge-warmup-{s.instance}")
             await restorer.start()
@@ -181,8 +190,11 @@ class MergeStage:
                 if not records:
                     continue
                 async with self.lock:
-                    if generation != self.generation:  # the partitions moved after the fetch
-                        await seek_to_committed(consumer, list(consumer.assignment()))
+                    if self.assign_failed is not None:
+                        raise KafkaError(f"merge: an assignment was not restored ({self.assign_failed!r})")
+                    if generation != self.generation or self.restored != self.generation:
+                        # the partitions moved after the fetch: fetch from the committed offsets
+                        await seek_to_committed(consumer, list(consumer.assignment()), self.committed_before)
                         continue
                     folded = self._fold(records)
                     if not folded.is_empty():
@@ -190,6 +202,9 @@ class MergeStage:
                     self.backoff.reset()
         finally:
             self.consumer = None
+            # a failed commit leaves the scoreboard ahead of the changelog, and the
+            # partitions go to other workers: show nothing until they are restored here
+            self._reset(None)
             await consumer.stop()
             await restorer.stop()
             await checkpointer.close()
@@ -407,6 +422,33 @@ class MergeStage:
         self.on_reset()
         log.info("scoreboard rebuilt: channels=%s", board.owned())
 
+    async def committed_before(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Upgrades: the partials offsets committed by the Faust agent that was the merge
+        stage before 2026-12 (group `<app_id>`), for partitions the merge group has no
+        offset of yet. Without them the new group would read every retained partial
+        again, and a live-queue record swept since (no offset left to skip it) would
+        take its deltas twice. {} where that group committed nothing (a new deployment)."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.bootstrap, **self.settings.kafka_client_options()
+        )
+        try:
+            await admin.start()
+            offsets = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=tps)
+        except KafkaError as exc:
+            log.warning(
+                "merge: the old merge group's offsets were not read (%s): starting from the first partial",
+                exc,
+            )
+            return {}
+        finally:
+            await admin.close()
+        found = {tp: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
+        if found:
+            log.info(
+                "merge: going on from the offsets of the old merge group %s: %s", self.settings.app_id, found
+            )
+        return found
+
     def lag(self) -> list[tuple[str, int, int]]:
         """(topic, partition, records behind) for the partials partitions assigned here."""
         consumer = self.consumer
@@ -445,13 +487,20 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         stage = self.stage
         async with stage.lock:
             stage.generation += 1
-            partitions = {tp.partition for tp in assigned}
-            await stage.checkpointer.assign(partitions)
-            await stage.restore(self.restorer, partitions)
-            stage.rebuild(partitions)
-            consumer = stage.consumer
-            if consumer is None:
+            try:
+                partitions = {tp.partition for tp in assigned}
+                await stage.checkpointer.assign(partitions)
+                await stage.restore(self.restorer, partitions)
+                stage.rebuild(partitions)
+                consumer = stage.consumer
+                if consumer is None:
+                    return
+                offsets = await seek_to_committed(consumer, list(assigned), stage.committed_before)
+                for tp, committed in offsets.items():
+                    stage.handled[tp.partition] = committed - 1
+            except Exception as exc:  # aiokafka would log it and go on with this assignment
+                log.warning("merge: assignment not restored: %s: %s", type(exc).__name__, exc)
+                stage.assign_failed = exc
                 return
-            for tp, committed in (await seek_to_committed(consumer, list(assigned))).items():
-                stage.handled[tp.partition] = committed - 1
+            stage.restored = stage.generation
             stage.waiting_for = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -39,18 +39,30 @@ async def read_to_end(
 
 
 async def seek_to_committed(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    fallback: Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]] | None = None,
 ) -> dict[TopicPartition, int]:
-    """Read the committed offset of each of `tps` again and fetch from there (from the
-    start where none is committed); returns the next offset to fetch per partition
-    (0 where none is committed). aiokafka reads them as an assignment arrives, maybe
-    before the stage fenced the partitions' previous owners."""
-    found = {}
+    """Read the committed offset of each of `tps` again and fetch from there; where
+    none is committed, from what `fallback` gives (an earlier group's offsets), else
+    from the start. Returns the next offset to fetch per partition (0: the start).
+    aiokafka reads the committed offsets as an assignment arrives, maybe before the
+    stage fenced the partitions' previous owners."""
+    found: dict[TopicPartition, int] = {}
+    missing = []
     for tp in tps:
         committed = await consumer.committed(tp)
         if committed is None:
-            await consumer.seek_to_beginning(tp)
+            missing.append(tp)
         else:
             consumer.seek(tp, committed)
-        found[tp] = committed or 0
+            found[tp] = committed
+    earlier = await fallback(missing) if fallback is not None and missing else {}
+    for tp in missing:
+        if tp in earlier:
+            consumer.seek(tp, earlier[tp])
+            found[tp] = earlier[tp]
+        else:
+            await consumer.seek_to_beginning(tp)
+            found[tp] = 0
     return found

@@ -68,6 +68,7 @@ TEST_CHANNELS = [
         "intercom",
         "connect_voice",
         "zendesk_backfill",
+        "upgrade",
     )
 ]
 

@@ -59,7 +59,7 @@ def alert_messages(bootstrap: str, ch: str, worker: WorkerProcess) -> list[dict[
     app_id = worker.env["STREAM_APP_APP_ID"].encode()
     return [
         orjson.loads(r.value)
-        for r in asyncio.run(consume_all(bootstrap, "cx.alerts"))
+        for r in asyncio.run(consume_all(bootstrap, "cx.alerts", isolation_level="read_committed"))
         if r.key.decode().split("/")[1] == ch and dict(r.headers or ()).get("x-app-id") == app_id
     ]
 
