@@ -29,7 +29,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from stream_app.checkpoint import Checkpointer, Folded, PartitionBatch
@@ -39,8 +38,8 @@ from stream_app.core.intake import INPUTS, Accepted, Intake, Rejected
 from stream_app.core.scoreboard import ChannelPartial, Partials
 from stream_app.core.store import Batch, StateStore
 from stream_app.internal_topics import changelog_topic, intake_group, partials_topic, repartition_topic
-from stream_app.kafka.backoff import Backoff
 from stream_app.kafka.changelog import read_to_end, seek_to_committed
+from stream_app.kafka.stage import RestartingStage, group_consumer, restorer
 from stream_app.metrics import Instruments
 from stream_app.state import open_stores
 
@@ -70,8 +69,10 @@ def entity_partition(entity_id: str, partitions: int) -> int:
     return int(murmur2(entity_id.encode()) & 0x7FFFFFFF) % partitions
 
 
-class IntakeStage:
+class IntakeStage(RestartingStage):
     """Runs stage 1 until the worker stops; rebuilds itself after a broker failure."""
+
+    name = "intake"
 
     def __init__(
         self,
@@ -80,6 +81,7 @@ class IntakeStage:
         instruments: Instruments,
         on_sent: Callable[[dict[str, ChannelPartial], int], None],
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.intake = intake
         self.instruments = instruments
@@ -102,64 +104,28 @@ class IntakeStage:
         #: Held from fetch check to queueing, and by rebalance callbacks: partitions
         #: never move while a batch is between its fetch and the commit queue.
         self.folding = asyncio.Lock()
-        #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
-        self.generation = 0
-        #: The generation whose assignment was fenced and restored completely; nothing
-        #: is folded while another one is current.
-        self.restored = 0
-        #: Why the last assignment could not be restored (aiokafka logs and swallows
-        #: what a rebalance callback raises): the stage restarts from the committed offsets.
-        self.assign_failed: BaseException | None = None
         self.committer: asyncio.Task[None] | None = None
         self.checkpointer = Checkpointer(settings.app_id, False, True, {})  # replaced per run
-        self.stopping = False
-        self.backoff = Backoff(1.0, 30.0)
-        #: What the intake waits for before it runs (None: running); shown by /healthz.
-        self.waiting_for: str | None = "its first partitions"
 
     # --- lifecycle ----------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Run, and after a broker failure start again from the committed offsets,
-        backing off (1 s doubling to 30 s; back to 1 s once a batch commits)."""
-        while not self.stopping:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except KafkaError as exc:
-                delay = self.backoff.next()
-                self.waiting_for = f"the broker ({type(exc).__name__}: {exc}); next attempt in {delay:g} s"
-                log.warning("intake: waiting for %s", self.waiting_for)
-                await asyncio.sleep(delay)
-
     async def _run_once(self) -> None:
         s = self.settings
-        broker = s.capabilities
         common = {"bootstrap_servers": s.bootstrap, **s.kafka_client_options()}
-        consumer = AIOKafkaConsumer(
-            group_id=intake_group(s.app_id),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+        consumer = group_consumer(
+            s,
+            intake_group(s.app_id),
             max_poll_records=INTAKE_BATCH,
             # Partition p of an input topic and of its repartition topic hold the same
             # entities: the range assignor gives both to the same worker.
             partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=broker.session_timeout_ms,
-            heartbeat_interval_ms=broker.heartbeat_interval_ms,
-            **common,
         )
-        restorer = AIOKafkaConsumer(
-            group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common
-        )
+        restoring = restorer(s)
         checkpointer = self.checkpointer = Checkpointer(
-            s.app_id, self.transactional, idempotent=broker.idempotence, client_options=common
+            s.app_id, self.transactional, idempotent=s.capabilities.idempotence, client_options=common
         )
         for store in self.stores.values():
             store.reset()
-        self.assign_failed = None
-        self.restored = -1  # until this run's first assignment is restored
         # One batch is folded while the one before it is being committed.
         self.pending = asyncio.Queue(maxsize=1)
         committer = self.committer = asyncio.create_task(self._commit_loop(self.pending, consumer))
@@ -167,19 +133,17 @@ class IntakeStage:
             # Every client is closed below whichever step fails (none is left behind
             # for the garbage collector to complain about).
             await checkpointer.start(f"{s.app_id}-intake-warmup-{s.instance}")
-            await restorer.start()
+            await restoring.start()
             await consumer.start()
             self.consumer = consumer
-            consumer.subscribe(list(self.sources), listener=_Rebalance(self, restorer))
+            consumer.subscribe(list(self.sources), listener=_Rebalance(self, restoring))
             while not self.stopping:
                 if committer.done():  # a failed commit: restart from the committed offsets now
                     committer.result()
                     raise RuntimeError("the intake committer stopped")
                 records, generation = await self._gather(consumer)
                 async with self.folding:
-                    if self.assign_failed is not None:
-                        raise KafkaError(f"intake: an assignment was not restored ({self.assign_failed!r})")
-                    if generation != self.generation or self.restored != self.generation:
+                    if not self.is_current(generation):
                         # the partitions moved after the fetch (or are not restored yet)
                         await self._rewind(consumer)
                         continue
@@ -193,7 +157,7 @@ class IntakeStage:
             self.committer = None
             self.consumer = None
             await consumer.stop()
-            await restorer.stop()
+            await restoring.stop()
             await checkpointer.close()
 
     async def _until(self, step: Awaitable[Any]) -> None:
@@ -466,8 +430,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 for tp, committed in (await seek_to_committed(consumer, list(assigned))).items():
                     stage.handled[(tp.topic, tp.partition)] = committed - 1
             except Exception as exc:  # aiokafka would log it and go on with this assignment
-                log.warning("intake: assignment not restored: %s: %s", type(exc).__name__, exc)
-                stage.assign_failed = exc
+                stage.assignment_failed(exc)
                 return
-            stage.restored = stage.generation
-            stage.waiting_for = None
+            stage.assignment_restored()

@@ -46,8 +46,8 @@ from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.scoreboard import ChannelPartial, Scoreboard
 from stream_app.internal_topics import merge_group, partials_topic, table_changelog_topic
-from stream_app.kafka.backoff import Backoff
 from stream_app.kafka.changelog import read_to_end, seek_to_committed
+from stream_app.kafka.stage import RestartingStage, group_consumer, restorer
 from stream_app.merge_tables import Table
 from stream_app.metrics import Instruments
 from stream_app.topics import ALERTS_TOPIC
@@ -87,14 +87,17 @@ def written_ms(timestamp_ms: float, now: int) -> int:
     return min(now, int(timestamp_ms)) if timestamp_ms > 0 else now
 
 
-class MergeStage:
+class MergeStage(RestartingStage):
     """Runs stage 2 until the worker stops; rebuilds itself after a broker failure.
 
     `on_reset` is called whenever the owned channels change (revocation, rebuild):
     the service forgets what it published for them.
     """
 
+    name = "merge"
+
     def __init__(self, settings: Settings, instruments: Instruments, on_reset: Callable[[], None]) -> None:
+        super().__init__()
         self.settings = settings
         self.timeline = settings.timeline()
         self.instruments = instruments
@@ -119,80 +122,39 @@ class MergeStage:
         self.last_merged: dict[str, int] = {}
         #: series (channel, queue, agent) → its partials partition
         self.series_partition: dict[str, int] = {}
-        #: Last partials offset committed per owned partition (for the lag metric).
-        self.handled: dict[int, int] = {}
         self.consumer: AIOKafkaConsumer | None = None
         #: Held by a batch from its check of `generation` to its commit, and by the
         #: rebalance callbacks: partitions never move while a batch is in flight.
         self.lock = asyncio.Lock()
-        #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
-        self.generation = 0
-        #: The generation whose assignment was fenced, restored and rebuilt completely;
-        #: partials are applied only while it is the current one.
-        self.restored = 0
-        #: Why the last assignment could not be restored (aiokafka logs and swallows
-        #: what a rebalance callback raises): the stage restarts from the committed offsets.
-        self.assign_failed: BaseException | None = None
         self.checkpointer = Checkpointer(settings.app_id, False, True, {}, stage="merge")  # replaced per run
-        self.stopping = False
-        self.backoff = Backoff(1.0, 30.0)
-        #: What the merge stage waits for before it runs (None: running).
-        self.waiting_for: str | None = "its first partitions"
 
     # --- lifecycle ----------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Run, and after a broker failure start again from the committed offsets,
-        backing off (1 s doubling to 30 s; back to 1 s once a batch commits)."""
-        while not self.stopping:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except KafkaError as exc:
-                delay = self.backoff.next()
-                self.waiting_for = f"the broker ({type(exc).__name__}: {exc}); next attempt in {delay:g} s"
-                log.warning("merge: waiting for %s", self.waiting_for)
-                await asyncio.sleep(delay)
-
     async def _run_once(self) -> None:
         s = self.settings
-        broker = s.capabilities
-        common = {"bootstrap_servers": s.bootstrap, **s.kafka_client_options()}
-        consumer = AIOKafkaConsumer(
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=MERGE_BATCH,
-            session_timeout_ms=broker.session_timeout_ms,
-            heartbeat_interval_ms=broker.heartbeat_interval_ms,
-            **common,
-        )
-        restorer = AIOKafkaConsumer(
-            group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common
-        )
+        consumer = group_consumer(s, self.group, max_poll_records=MERGE_BATCH)
+        restoring = restorer(s)
         checkpointer = self.checkpointer = Checkpointer(
-            s.app_id, self.transactional, idempotent=broker.idempotence, client_options=common, stage="merge"
+            s.app_id,
+            self.transactional,
+            idempotent=s.capabilities.idempotence,
+            client_options={"bootstrap_servers": s.bootstrap, **s.kafka_client_options()},
+            stage="merge",
         )
         self._reset(None)
-        self.assign_failed = None
-        self.restored = -1  # until this run's first assignment is restored
         try:
             await checkpointer.start(f"{s.app_id}-merge-warmup-{s.instance}")
-            await restorer.start()
+            await restoring.start()
             await consumer.start()
             self.consumer = consumer
-            consumer.subscribe([self.topic], listener=_Rebalance(self, restorer))
+            consumer.subscribe([self.topic], listener=_Rebalance(self, restoring))
             while not self.stopping:
                 generation = self.generation
                 records = await consumer.getmany(timeout_ms=MERGE_POLL_MS, max_records=MERGE_BATCH)
                 if not records:
                     continue
                 async with self.lock:
-                    if self.assign_failed is not None:
-                        raise KafkaError(f"merge: an assignment was not restored ({self.assign_failed!r})")
-                    if generation != self.generation or self.restored != self.generation:
+                    if not self.is_current(generation):
                         # the partitions moved after the fetch: fetch from the committed offsets
                         await seek_to_committed(consumer, list(consumer.assignment()), self.committed_before)
                         continue
@@ -206,7 +168,7 @@ class MergeStage:
             # partitions go to other workers: show nothing until they are restored here
             self._reset(None)
             await consumer.stop()
-            await restorer.stop()
+            await restoring.stop()
             await checkpointer.close()
 
     # --- one batch ------------------------------------------------------------------
@@ -345,8 +307,6 @@ class MergeStage:
 
     def _committed(self, part: PartitionBatch) -> None:
         """A partition's part of a batch is durable: count and log its alerts."""
-        for tp, next_offset in part.offsets.items():
-            self.handled[tp.partition] = next_offset - 1
         for topic, _, value, _ in part.messages:
             if topic != ALERTS_TOPIC:
                 continue
@@ -368,7 +328,6 @@ class MergeStage:
         self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         self.applied = {}
         self.empty_live = {}
-        self.handled = {}
         self.instruments.alert_firing.clear()
         self.on_reset()
 
@@ -449,19 +408,6 @@ class MergeStage:
             )
         return found
 
-    def lag(self) -> list[tuple[str, int, int]]:
-        """(topic, partition, records behind) for the partials partitions assigned here."""
-        consumer = self.consumer
-        if consumer is None:
-            return []
-        found = []
-        for tp in sorted(consumer.assignment()):
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            found.append((tp.topic, tp.partition, max(0, highwater - self.handled.get(tp.partition, -1) - 1)))
-        return found
-
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs in aiokafka's coordinator task: waits for the batch in flight, and only
@@ -495,12 +441,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                 consumer = stage.consumer
                 if consumer is None:
                     return
-                offsets = await seek_to_committed(consumer, list(assigned), stage.committed_before)
-                for tp, committed in offsets.items():
-                    stage.handled[tp.partition] = committed - 1
+                await seek_to_committed(consumer, list(assigned), stage.committed_before)
             except Exception as exc:  # aiokafka would log it and go on with this assignment
-                log.warning("merge: assignment not restored: %s: %s", type(exc).__name__, exc)
-                stage.assign_failed = exc
+                stage.assignment_failed(exc)
                 return
-            stage.restored = stage.generation
-            stage.waiting_for = None
+            stage.assignment_restored()

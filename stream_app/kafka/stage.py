@@ -1,0 +1,100 @@
+"""What both stages (intake, merge) share: their aiokafka clients, the restart after
+a broker failure, and the rule that nothing is processed for an assignment that
+was not restored completely."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from stream_app.config import Settings
+from stream_app.kafka.backoff import Backoff
+
+log = logging.getLogger("stream_app.stage")
+
+
+def group_consumer(settings: Settings, group: str, **options: Any) -> AIOKafkaConsumer:
+    """A stage's group member: offsets committed by the stage (with its records),
+    read_committed, from the earliest offset where the group has none."""
+    broker = settings.capabilities
+    return AIOKafkaConsumer(
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        session_timeout_ms=broker.session_timeout_ms,
+        heartbeat_interval_ms=broker.heartbeat_interval_ms,
+        bootstrap_servers=settings.bootstrap,
+        **settings.kafka_client_options(),
+        **options,
+    )
+
+
+def restorer(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer without a group that reads changelogs back (read_committed)."""
+    return AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        bootstrap_servers=settings.bootstrap,
+        **settings.kafka_client_options(),
+    )
+
+
+class RestartingStage:
+    """Runs `_run_once` until the worker stops; after a broker failure (KafkaError)
+    it starts again from the committed offsets, backing off 1 s doubling to 30 s
+    (back to 1 s once a batch commits: `backoff.reset()`)."""
+
+    name = "stage"
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.backoff = Backoff(1.0, 30.0)
+        #: What the stage waits for before it runs (None: running); shown by /healthz.
+        self.waiting_for: str | None = "its first partitions"
+        #: Bumped by every rebalance callback; a batch fetched in an older one is dropped.
+        self.generation = 0
+        #: The generation whose assignment was fenced and restored completely; nothing
+        #: is processed while another one is current.
+        self.restored = -1
+        #: Why the last assignment could not be restored (aiokafka logs and swallows
+        #: what a rebalance callback raises): the stage restarts from the committed offsets.
+        self.assign_failed: BaseException | None = None
+
+    async def _run_once(self) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while not self.stopping:
+            self.assign_failed = None
+            self.restored = -1  # until this run's first assignment is restored
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                delay = self.backoff.next()
+                self.waiting_for = f"the broker ({type(exc).__name__}: {exc}); next attempt in {delay:g} s"
+                log.warning("%s: waiting for %s", self.name, self.waiting_for)
+                await asyncio.sleep(delay)
+
+    def is_current(self, fetched_in: int) -> bool:
+        """Whether a batch fetched in generation `fetched_in` may be processed: the
+        partitions have not moved since, and their assignment was restored. Raises
+        KafkaError (the stage restarts) where the assignment's restore failed."""
+        if self.assign_failed is not None:
+            raise KafkaError(f"{self.name}: an assignment was not restored ({self.assign_failed!r})")
+        return fetched_in == self.generation and self.restored == self.generation
+
+    def assignment_failed(self, exc: Exception) -> None:
+        log.warning("%s: assignment not restored: %s: %s", self.name, type(exc).__name__, exc)
+        self.assign_failed = exc
+
+    def assignment_restored(self) -> None:
+        self.restored = self.generation
+        self.waiting_for = None
