@@ -111,8 +111,12 @@ class MergeStage(RestartingStage):
         #: Offset of the partial that last changed each scores-table key: replaying a
         #: partial after a crash or rebalance applies only what it had not yet applied.
         self.applied: dict[str, int] = {}
-        #: Live-queue records that became empty: key → wall-clock ms (see `_store_live`).
+        #: Live-queue records that became empty: key → wall-clock ms (see `_write_touched`).
         self.empty_live: dict[str, int] = {}
+        #: The scores records the batch being applied changed, written once at its end:
+        #: key → (channel, bucket, partition, offset) / (channel, kind, hour, partition, offset).
+        self.touched_buckets: dict[str, tuple[str, int, int, int]] = {}
+        self.touched_live: dict[str, tuple[str, str, int, int, int]] = {}
         #: Channel → when a partial last carried only old events (the intake is working
         #: through a backlog): its live-queue rules hold until it settles.
         self.catching_up: dict[str, int] = {}
@@ -179,11 +183,14 @@ class MergeStage(RestartingStage):
         restarts and restores them from the changelogs)."""
         now = now_ms()
         folded = Folded(now)
+        self.touched_buckets = {}
+        self.touched_live = {}
         for tp, messages in records.items():
             part = folded.part(tp.partition)
             for message in messages:
                 self._apply(message, part)
             part.offsets[tp] = messages[-1].offset + 1
+        self._write_touched(now_ms())
         for table in (self.scores, self.alert_states):
             topic = table_changelog_topic(self.settings.app_id, table.name)
             for partition, changes in table.take_changes().items():
@@ -209,13 +216,16 @@ class MergeStage(RestartingStage):
             for kind, deltas in received.live.items()
         }
         fresh.live = {kind: deltas for kind, deltas in live.items() if deltas}
-        windows = self.scoreboard.channel(channel)
+        touched = self.touched_buckets
         for bucket in self.scoreboard.apply(channel, fresh):
             key = f"{channel}|{bucket}"
-            agg = windows.buckets.get(bucket) or Aggregate()
-            self.scores.put(key, {"p": partition, "o": offset, **agg.to_json()}, partition)
+            touched[key] = (channel, bucket, partition, offset)
             applied[key] = offset
-        self._store_live(channel, fresh, partition, offset)
+        for kind, deltas in fresh.live.items():
+            for chunk in {t - t % LIVE_CHUNK_MS for t in deltas}:
+                key = live_key(channel, kind, chunk)
+                self.touched_live[key] = (channel, kind, chunk, partition, offset)
+                applied[key] = offset
         self.series_partition[channel] = partition
         self._delete_dropped(partition)
         now = now_ms()
@@ -239,37 +249,35 @@ class MergeStage(RestartingStage):
                 key = f"{channel}|{bucket}"
                 self.scores.delete(key)
                 self.applied.pop(key, None)
+                self.touched_buckets.pop(key, None)
 
-    def _store_live(self, channel: str, fresh: ChannelPartial, partition: int, offset: int) -> None:
-        """Write the live-queue chunks a partial changed to the scores table: one
-        record per (kind, hour of the times), found by binary search.
+    def _write_touched(self, now: int) -> None:
+        """Write the scores records the batch changed, each once with its newest value
+        and the offset of the last partial that changed it: bucket aggregates, and the
+        live-queue chunks, one record per (channel, kind, hour of the times).
 
         A chunk that became empty keeps its record (with the offset that emptied it)
         for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
-        offset, or it would be applied twice. Later it is deleted (`_sweep_live`).
+        offset, or it would be applied twice. Later it is deleted here.
         """
-        queue = self.scoreboard.live.get(channel)
-        now = now_ms()
-        for kind, deltas in fresh.live.items():
-            touched = {t - t % LIVE_CHUNK_MS for t in deltas}
-            for chunk in touched:
-                key = live_key(channel, kind, chunk)
-                times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
-                self.scores.put(
-                    key, {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}, partition
-                )
-                self.applied[key] = offset
-                if times:
-                    self.empty_live.pop(key, None)
-                else:
-                    self.empty_live[key] = now
-        self._sweep_live(channel, now)
-
-    def _sweep_live(self, channel: str, now: int) -> None:
-        """Delete the channel's live-queue records that have been empty for long enough."""
-        prefix = f"{channel}|"
+        for key, (channel, bucket, partition, offset) in self.touched_buckets.items():
+            agg = self.scoreboard.channel(channel).buckets.get(bucket) or Aggregate()
+            self.scores.put(key, {"p": partition, "o": offset, **agg.to_json()}, partition)
+        live = self.scoreboard.live
+        for key, (channel, kind, chunk, partition, offset) in self.touched_live.items():
+            queue = live.get(channel)
+            times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
+            self.scores.put(
+                key, {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}, partition
+            )
+            if times:
+                self.empty_live.pop(key, None)
+            else:
+                self.empty_live[key] = now
+        self.touched_buckets = {}
+        self.touched_live = {}
         for key, since in list(self.empty_live.items()):
-            if key.startswith(prefix) and now - since > EMPTY_LIVE_KEPT_MS:
+            if now - since > EMPTY_LIVE_KEPT_MS:
                 del self.empty_live[key]
                 self.scores.delete(key)
                 self.applied.pop(key, None)
