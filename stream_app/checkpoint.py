@@ -38,14 +38,14 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import IllegalOperation, KafkaError, MessageSizeTooLargeError, ProducerFenced
 
 from stream_app.core.intake import Rejected
 from stream_app.core.scoreboard import ChannelPartial
 from stream_app.core.store import Change
 from stream_app.internal_topics import changelog_topic, partials_topic, transactional_id
 
-log = logging.getLogger("stream_app.intake")
+log = logging.getLogger("stream_app.checkpoint")
 DEADLETTER_TOPIC = "cx.deadletter"
 
 
@@ -225,12 +225,19 @@ class Checkpointer:
             raise KafkaError(f"{self.stage}: partition {partition} is no longer assigned here")
         await producer.begin_transaction()
         try:
-            await _acknowledged(await self._send(producer, partition, part), ", transaction aborted")
-            if part.offsets:
-                await producer.send_offsets_to_transaction(part.offsets, group)
-            await producer.commit_transaction()
+            try:
+                await _acknowledged(await self._send(producer, partition, part), ", transaction aborted")
+                if part.offsets:
+                    await producer.send_offsets_to_transaction(part.offsets, group)
+                await producer.commit_transaction()
+            except IllegalOperation as exc:
+                # The producer was fenced while the batch was being handed over: its
+                # sender marked the transaction failed between two of our sends (seen
+                # when a worker rejoined and fenced four partitions at once). Not a
+                # KafkaError in aiokafka, so the stage would crash instead of restarting.
+                raise ProducerFenced(f"{self.stage}: partition {partition}: {exc}") from exc
         except BaseException:
-            if not await asyncio.shield(_abort(producer)):
+            if not await asyncio.shield(_abort(producer, self.stage)):
                 # Fenced (another worker owns the partition now) or stuck: this
                 # producer can commit nothing more. The partition gets a new one if
                 # it is assigned here again.
@@ -279,7 +286,7 @@ async def _acknowledged(deliveries: list[Awaitable[Any]], what: str) -> None:
         await asyncio.gather(*deliveries)
     except KafkaError as exc:
         log.warning(
-            "intake: batch not committed (%s: %s)%s; its records are fetched again",
+            "batch not committed (%s: %s)%s; its records are fetched again",
             type(exc).__name__,
             exc,
             what,
@@ -336,19 +343,19 @@ def origin_of(topic: str, message: Any) -> tuple[bytes | None, list[tuple[str, b
 GIVE_UP_S = 10.0
 
 
-async def _abort(producer: AIOKafkaProducer) -> bool:
+async def _abort(producer: AIOKafkaProducer, stage: str) -> bool:
     """Abort the producer's open transaction; False when the producer cannot be
     used again: fenced by the partition's new owner (its transaction state is
     fatal: aiokafka refuses even an abort, with an AssertionError) or no answer.
     Either way nothing of the batch was committed: the next owner's initialisation
     aborts the open transaction."""
     if _fenced(producer):
-        log.warning("intake: producer fenced by the partition's new owner; its batch is dropped")
+        log.warning("%s: producer fenced by the partition's new owner; its batch is dropped", stage)
         return False
     try:
         await asyncio.wait_for(producer.abort_transaction(), GIVE_UP_S)
     except (KafkaError, TimeoutError, AssertionError) as exc:
-        log.warning("intake: abort failed: %s: %s", type(exc).__name__, exc)
+        log.warning("%s: abort failed: %s: %s", stage, type(exc).__name__, exc)
         return False
     return not _fenced(producer)
 
@@ -363,4 +370,4 @@ async def _stop(producer: AIOKafkaProducer) -> None:
     try:
         await asyncio.wait_for(producer.stop(), GIVE_UP_S)
     except (KafkaError, TimeoutError) as exc:
-        log.warning("intake: a producer did not stop cleanly: %s: %s", type(exc).__name__, exc)
+        log.warning("a producer did not stop cleanly: %s: %s", type(exc).__name__, exc)
