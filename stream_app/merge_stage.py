@@ -87,6 +87,31 @@ def written_ms(timestamp_ms: float, now: int) -> int:
     return min(now, int(timestamp_ms)) if timestamp_ms > 0 else now
 
 
+class _Summed:
+    """A channel's partials in one batch, summed: what they add to its buckets and
+    live queue, and the offset of the last partial that changed each bucket and each
+    live-queue hour chunk."""
+
+    __slots__ = ("chunks", "moved", "offsets", "partial", "partition")
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.partial = ChannelPartial()
+        self.offsets: dict[int, int] = {}
+        self.chunks: dict[tuple[str, int], int] = {}
+        self.moved = False
+
+    def add_bucket(self, bucket: int, agg: Aggregate, offset: int) -> None:
+        """Add a freshly decoded aggregate (it is kept, not copied, when it is the first)."""
+        held = self.partial.buckets.get(bucket)
+        if held is None:
+            self.partial.buckets[bucket] = agg
+        else:
+            held.merge(agg)
+        self.offsets[bucket] = offset
+        self.moved = True
+
+
 class MergeStage(RestartingStage):
     """Runs stage 2 until the worker stops; rebuilds itself after a broker failure.
 
@@ -180,65 +205,92 @@ class MergeStage(RestartingStage):
     def _fold(self, records: dict[TopicPartition, list[Any]]) -> Folded:
         """Apply a batch of partials; returns what must be committed for it (the
         scoreboard and tables are ahead of the commit: if it fails, the stage
-        restarts and restores them from the changelogs)."""
+        restarts and restores them from the changelogs).
+
+        A channel's partials in the batch (one per input partition and stage-1
+        batch) are first summed, then applied to its windows and live queue once:
+        each bucket is merged into every window it is in once per batch, not once
+        per partial."""
         now = now_ms()
         folded = Folded(now)
         self.touched_buckets = {}
         self.touched_live = {}
+        summed: dict[str, _Summed] = {}
         for tp, messages in records.items():
             part = folded.part(tp.partition)
             for message in messages:
-                self._apply(message, part)
+                self._add(message, summed)
             part.offsets[tp] = messages[-1].offset + 1
-        self._write_touched(now_ms())
+        due: dict[str, int] = {}  # series whose rules step at the end of the batch → partition
+        now = now_ms()
+        for channel, batch in summed.items():
+            self._apply(channel, batch)
+            # New data is evaluated with its batch (an alert should not wait for the
+            # next heartbeat); quiet channels once a second, so `for`/`clear_for` run.
+            if not is_agent(channel) and (  # agent figures: the JSON API only, no rules
+                batch.moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms
+            ):
+                due[channel] = batch.partition
+        self.scoreboard.advance(now)
+        for partition in {tp.partition for tp in records}:
+            self._delete_dropped(partition)
+        for channel, partition in due.items():
+            self._evaluate_alerts(channel, partition, now, folded.part(partition))
+        self._write_touched(now)
         for table in (self.scores, self.alert_states):
             topic = table_changelog_topic(self.settings.app_id, table.name)
             for partition, changes in table.take_changes().items():
                 folded.part(partition).tables[topic] = changes
         return folded
 
-    def _apply(self, message: Any, part: PartitionBatch) -> None:
-        """Apply one partial to the channel's windows, live queue and table records,
-        and step its alert rules."""
+    def _add(self, message: Any, summed: dict[str, _Summed]) -> None:
+        """Add what one partial holds that its channel's records have not applied yet
+        (their `applied` offset is older) to the channel's sum for this batch."""
         partition, offset = message.partition, message.offset
         channel = message.key.decode()
         received = ChannelPartial.from_json(orjson.loads(message.value))
         now = now_ms()
         if received.buckets and now - max(received.buckets) > CATCHING_UP_MS:
             self.catching_up[channel] = now
+        batch = summed.get(channel)
+        if batch is None:
+            batch = summed[channel] = _Summed(partition)
         applied = self.applied
-        fresh = ChannelPartial()
-        fresh.buckets = {
-            b: agg for b, agg in received.buckets.items() if applied.get(f"{channel}|{b}", -1) < offset
-        }
-        live = {
-            kind: {t: n for t, n in deltas.items() if applied.get(live_key(channel, kind, t), -1) < offset}
-            for kind, deltas in received.live.items()
-        }
-        fresh.live = {kind: deltas for kind, deltas in live.items() if deltas}
-        touched = self.touched_buckets
-        for bucket in self.scoreboard.apply(channel, fresh):
-            key = f"{channel}|{bucket}"
-            touched[key] = (channel, bucket, partition, offset)
-            applied[key] = offset
-        for kind, deltas in fresh.live.items():
-            for chunk in {t - t % LIVE_CHUNK_MS for t in deltas}:
-                key = live_key(channel, kind, chunk)
-                self.touched_live[key] = (channel, kind, chunk, partition, offset)
-                applied[key] = offset
+        for bucket, agg in received.buckets.items():
+            if applied.get(f"{channel}|{bucket}", -1) < offset:
+                batch.add_bucket(bucket, agg, offset)
+        for kind, deltas in received.live.items():
+            fresh: dict[int, bool] = {}  # hour chunk → whether its record has not seen this partial
+            for at_ms, amount in deltas.items():
+                chunk = at_ms - at_ms % LIVE_CHUNK_MS
+                ok = fresh.get(chunk)
+                if ok is None:
+                    ok = fresh[chunk] = applied.get(live_key(channel, kind, chunk), -1) < offset
+                if ok:
+                    batch.partial.add_live(kind, at_ms, amount)
+            for chunk, ok in fresh.items():
+                if ok:
+                    batch.chunks[(kind, chunk)] = offset
+                    batch.moved = True
         self.series_partition[channel] = partition
-        self._delete_dropped(partition)
-        now = now_ms()
         self.last_merged[channel] = max(
             self.last_merged.get(channel, 0), written_ms(message.timestamp or 0, now)
         )
-        # New data is evaluated at once (an alert should not wait for the next
-        # heartbeat); quiet channels once a second, so `for`/`clear_for` still run.
-        moved = bool(fresh.buckets) or bool(fresh.live)
-        if is_agent(channel):  # agent figures: the JSON API only, no rules
-            return
-        if moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms:
-            self._evaluate_alerts(channel, partition, now, part)
+
+    def _apply(self, channel: str, batch: _Summed) -> None:
+        """Apply a channel's sum of the batch to its windows and live queue; note the
+        table records it changed, each with the offset of the last partial that did."""
+        partition = batch.partition
+        touched, applied = self.touched_buckets, self.applied
+        for bucket in self.scoreboard.apply(channel, batch.partial):
+            key = f"{channel}|{bucket}"
+            offset = batch.offsets[bucket]
+            touched[key] = (channel, bucket, partition, offset)
+            applied[key] = offset
+        for (kind, chunk), offset in batch.chunks.items():
+            key = live_key(channel, kind, chunk)
+            self.touched_live[key] = (channel, kind, chunk, partition, offset)
+            applied[key] = offset
 
     def _delete_dropped(self, partition: int) -> None:
         """Delete the table records of buckets retention dropped, for every series of
@@ -284,9 +336,9 @@ class MergeStage(RestartingStage):
 
     def _evaluate_alerts(self, channel: str, partition: int, now: int, part: PartitionBatch) -> None:
         """Step every rule for one owned channel; its alert messages go out with the
-        batch (in its transaction), its episodes to the `alert-state` table."""
+        batch (in its transaction), its episodes to the `alert-state` table. The
+        scoreboard has been advanced to `now`."""
         self.last_evaluated[channel] = now
-        self.scoreboard.advance(now)
         stored: dict[str, alerts.State] = self.alert_states.get(channel) or {}
         states = dict(stored)
         windows = self.scoreboard.views(channel)

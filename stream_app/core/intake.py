@@ -22,7 +22,7 @@ from stream_app.core.aggregate import LIVE_KINDS, Fact, fact_delta
 from stream_app.core.event_types import fast_valid
 from stream_app.core.formulas import SCALES, score_range
 from stream_app.core.lifecycle import Keep, LifecycleRules, State
-from stream_app.core.queues import PREFIX, Queues, copied, copied_delta
+from stream_app.core.queues import Queues, in_queue, in_queue_delta
 from stream_app.core.timeutil import DAY_MS, parse_rfc3339_ms
 from stream_app.core.windows import Timeline
 
@@ -104,7 +104,9 @@ class Rejected:
 
 @dataclass
 class Accepted:
-    """An applied event and the signed facts it changed (may be empty)."""
+    """An applied event and the signed facts it changed (may be empty). With queues,
+    a channel fact's series is `<channel>\x1f<queue>` (`queues.in_queue`), rolled up
+    into both by `Partials.drain`."""
 
     delta: list[tuple[Fact, int]] = field(default_factory=list)
 
@@ -214,19 +216,20 @@ class Intake:
         if self.queues.enabled:  # stored: what its facts were counted under (see _reported_queue)
             queue_after = state["ql"] = self.queues.label(lifecycle.queue_of(kind, state))
         store[key] = state
-        delta = fact_delta(before, after)
-        extra: list[tuple[Fact, int]] = []
-        if self.queues.enabled:
-            extra = self._queue_delta(before, queue_before, after, queue_after, delta)
+        if not self.queues.enabled:
+            delta = fact_delta(before, after)
+        elif queue_before == queue_after:
+            delta = in_queue_delta(fact_delta(before, after), queue_after)
+        else:  # moved to another queue: all its facts leave the old one for the new one
+            delta = fact_delta(in_queue(before, queue_before), in_queue(after, queue_after))
         roles_after = lifecycle.agents_of(kind, state) if self.agent_figures else {}
         if roles_before or roles_after:
-            extra.extend(
+            delta.extend(
                 fact_delta(
                     agents.credited(kind, before, roles_before, queue_before),
                     agents.credited(kind, after, roles_after, queue_after),
                 )
             )
-        delta.extend(extra)
         return Accepted(self._held(delta, now_ms))
 
     def _reported_queue(self, kind: str, state: State) -> str:
@@ -238,21 +241,6 @@ class Intake:
             return ""
         stored = state.get("ql")
         return str(stored) if stored is not None else self.queues.label(lifecycle.queue_of(kind, state))
-
-    def _queue_delta(
-        self,
-        before: list[Fact],
-        queue_before: str,
-        after: list[Fact],
-        queue_after: str,
-        delta: list[tuple[Fact, int]],
-    ) -> list[tuple[Fact, int]]:
-        """The contact's delta counted again in its queue's series; when the contact
-        moved to another queue, all its facts leave the old one for the new one."""
-        was, now = PREFIX + queue_before, PREFIX + queue_after
-        if was == now:
-            return copied_delta(delta, now)
-        return fact_delta(copied(before, was), copied(after, now))
 
     def _held(self, delta: list[tuple[Fact, int]], now_ms: int) -> list[tuple[Fact, int]]:
         """The delta without facts in buckets retention no longer holds (live-queue facts stay)."""
@@ -300,10 +288,9 @@ class Intake:
                 if lifecycle.is_open(kind, state):
                     still_open += 1
                 emitted = lifecycle.emitted_live(state)
-                retract.extend((f, -1) for f in emitted)
                 if self.queues.enabled:
-                    series = PREFIX + self._reported_queue(kind, state)
-                    retract.extend((f, -1) for f in copied(emitted, series))
+                    emitted = in_queue(emitted, self._reported_queue(kind, state))
+                retract.extend((f, -1) for f in emitted)
         for key in gone:
             del store[key]
         return gone, retract, still_open

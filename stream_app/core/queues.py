@@ -1,12 +1,15 @@
 """The queue dimension (SPEC §4): with `STREAM_APP_QUEUES` set, every metric is also
 reported per routing queue (or team), across channels.
 
-A queue is carried as a *series* next to the channels: the facts of a contact are
-copied to the series `queue:<name>` of the contact's queue, and from there on
-partials, the merge stage, windows, alert rules and the live queue treat it like a
-channel. Queues outside the configured list (and contacts with no queue) are
-reported as `other`, so there are at most len(list) + 1 queue series whatever the
-input says (bounded label cardinality).
+A queue is carried as a *series* next to the channels. In stage 1 each fact of a
+contact is counted once, in the series `<channel>\x1f<queue>` of its channel and
+queue (`in_queue`); `Partials.drain` rolls those up into the channel's series and
+into the series `queue:<name>` of the queue (as it rolls channels up into `all`), so
+merging a batch's aggregates replaces adding every fact twice. From there on the
+merge stage, windows, alert rules and the live queue treat a queue like a channel.
+Queues outside the configured list (and contacts with no queue) are reported as
+`other`, so there are at most len(list) + 1 queue series whatever the input says
+(bounded label cardinality).
 
 Which queue a contact is in: the `queue` of its latest event that names one (by
 `occurred_at`, ties to the greatest event id: order-free), so a ticket moved to
@@ -28,6 +31,8 @@ from stream_app.core.aggregate import Fact
 
 PREFIX = "queue:"
 OTHER = "other"
+#: Between the channel and the queue of a stage-1 series (neither name can hold it).
+SEP = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,20 @@ def queue_name(series: str) -> str:
     return series[len(PREFIX) :]
 
 
-def copied(facts: Iterable[Fact], series: str) -> list[Fact]:
-    """The same facts, counted in another series (a queue)."""
-    return [(series, *fact[1:]) for fact in facts]
+def in_queue(facts: Iterable[Fact], queue: str) -> list[Fact]:
+    """Channel facts counted in their channel *and* `queue` (the reported label): the
+    series `<channel>\x1f<queue>`, which `Partials.drain` rolls up into both."""
+    return [(fact[0] + SEP + queue, *fact[1:]) for fact in facts]
 
 
-def copied_delta(delta: Iterable[tuple[Fact, int]], series: str) -> list[tuple[Fact, int]]:
-    return [((series, *fact[1:]), sign) for fact, sign in delta]
+def in_queue_delta(delta: Iterable[tuple[Fact, int]], queue: str) -> list[tuple[Fact, int]]:
+    return [((fact[0] + SEP + queue, *fact[1:]), sign) for fact, sign in delta]
+
+
+def split(series: str) -> tuple[str, str] | None:
+    """`<channel>\x1f<queue>` → (channel, `queue:<queue>`); None for any other series."""
+    channel, sep, queue = series.partition(SEP)
+    return (channel, PREFIX + queue) if sep else None
 
 
 def public(snapshot: dict[str, Any]) -> dict[str, Any]:

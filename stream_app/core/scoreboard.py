@@ -14,7 +14,7 @@ from typing import Any
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
 from stream_app.core.live_queue import LiveFigures, LiveQueue
-from stream_app.core.queues import is_queue
+from stream_app.core.queues import is_queue, split
 from stream_app.core.snapshot import build_snapshot
 from stream_app.core.timeutil import format_ms
 from stream_app.core.windows import ChannelWindows, Timeline
@@ -64,6 +64,17 @@ class ChannelPartial:
     def is_empty(self) -> bool:
         return not self.live and all(a.is_empty() for a in self.buckets.values())
 
+    def merge(self, other: ChannelPartial) -> None:
+        """Add another partial's deltas to this one."""
+        for kind, counts in other.live.items():
+            for at_ms, amount in counts.items():
+                self.add_live(kind, at_ms, amount)
+        for bucket, agg in other.buckets.items():
+            target = self.buckets.get(bucket)
+            if target is None:
+                target = self.buckets[bucket] = Aggregate()
+            target.merge(agg)
+
 
 class Partials:
     """Pre-aggregation: many events' facts become one partial per channel."""
@@ -89,27 +100,29 @@ class Partials:
             agg.add_fact(fact, sign)
 
     def drain(self) -> dict[str, ChannelPartial]:
-        """The non-empty partials, plus the `all` rollup of the channels (queue
-        series are copies of the same facts: not rolled up again): merging the
-        channels' aggregates once is cheaper than adding every fact twice."""
-        ready = {c: p for c, p in self.channels.items() if not p.is_empty()}
+        """The non-empty partials by reported series: each `<channel>\x1f<queue>`
+        series (`queues.in_queue`) rolled up into its channel and its queue, and the
+        channels rolled up into `all`. Merging a batch's aggregates once per rollup
+        is cheaper than adding every fact to three series."""
+        drained = self.channels
         self.channels = {}
-        if ready:
-            rollup = ChannelPartial()
-            for series, partial in ready.items():
-                if is_queue(series) or is_agent(series):
-                    continue
-                for kind, counts in partial.live.items():
-                    for at_ms, amount in counts.items():
-                        rollup.add_live(kind, at_ms, amount)
-                for bucket, agg in partial.buckets.items():
-                    target = rollup.buckets.get(bucket)
-                    if target is None:
-                        target = rollup.buckets[bucket] = Aggregate()
-                    target.merge(agg)
-            if not rollup.is_empty():
-                ready[ALL] = rollup
-        return ready
+        ready: dict[str, ChannelPartial] = {}
+        for series, partial in drained.items():
+            parts = split(series) if not is_agent(series) else None
+            if parts is None:
+                ready[series] = partial
+                continue
+            for target in parts:
+                found = ready.get(target)
+                if found is None:
+                    found = ready[target] = ChannelPartial()
+                found.merge(partial)
+        rollup = ChannelPartial()
+        for series, partial in ready.items():
+            if not is_queue(series) and not is_agent(series):
+                rollup.merge(partial)
+        ready[ALL] = rollup
+        return {series: partial for series, partial in ready.items() if not partial.is_empty()}
 
 
 class Scoreboard:
