@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from stream_app.core import agents
-from stream_app.core.aggregate import Aggregate
+from stream_app.core.aggregate import Aggregate, encode_json
 from stream_app.internal_topics import agents_topic
 
 __all__ = ["PUBLISH_INTERVAL_S", "AgentView", "agents_topic"]
@@ -36,7 +36,7 @@ class AgentView:
 
     async def publish(self, owned: Mapping[str, Mapping[str, Aggregate]], send: Send) -> None:
         current = {
-            (series, window): orjson.dumps(agg.to_json())
+            (series, window): encode_json(agg.to_json())
             for series, windows in owned.items()
             for window, agg in windows.items()
         }

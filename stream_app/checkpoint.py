@@ -36,7 +36,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, MessageSizeTooLargeError, ProducerFenced
 
@@ -251,7 +250,7 @@ class Checkpointer:
     ) -> list[Awaitable[Any]]:
         """Hand every record of `part` to the producer; returns their delivery futures."""
         deliveries: list[Awaitable[Any]] = [
-            await producer.send(partials_topic(self.app_id), key=c.encode(), value=orjson.dumps(p.to_json()))
+            await producer.send(partials_topic(self.app_id), key=c.encode(), value=p.encode())
             for c, p in part.partials.items()
         ]
         for kind, records in part.changes.items():

@@ -111,6 +111,13 @@ class _Summed:
         self.offsets[bucket] = offset
         self.moved = True
 
+    def add_live(self, kind: str, deltas: dict[int, int], offset: int, chunks: list[int]) -> None:
+        """Add a freshly decoded partial's live-queue deltas of `kind` (hour `chunks`)."""
+        self.partial.merge_live(kind, deltas)
+        for chunk in chunks:
+            self.chunks[(kind, chunk)] = offset
+        self.moved = True
+
 
 class MergeStage(RestartingStage):
     """Runs stage 2 until the worker stops; rebuilds itself after a broker failure.
@@ -260,18 +267,15 @@ class MergeStage(RestartingStage):
             if applied.get(f"{channel}|{bucket}", -1) < offset:
                 batch.add_bucket(bucket, agg, offset)
         for kind, deltas in received.live.items():
-            fresh: dict[int, bool] = {}  # hour chunk → whether its record has not seen this partial
-            for at_ms, amount in deltas.items():
-                chunk = at_ms - at_ms % LIVE_CHUNK_MS
-                ok = fresh.get(chunk)
-                if ok is None:
-                    ok = fresh[chunk] = applied.get(live_key(channel, kind, chunk), -1) < offset
-                if ok:
-                    batch.partial.add_live(kind, at_ms, amount)
-            for chunk, ok in fresh.items():
-                if ok:
-                    batch.chunks[(kind, chunk)] = offset
-                    batch.moved = True
+            # hour chunk → whether its record has not seen this partial
+            fresh = {
+                chunk: applied.get(live_key(channel, kind, chunk), -1) < offset
+                for chunk in {t - t % LIVE_CHUNK_MS for t in deltas}
+            }
+            if not all(fresh.values()):
+                deltas = {t: n for t, n in deltas.items() if fresh[t - t % LIVE_CHUNK_MS]}
+            if deltas:
+                batch.add_live(kind, deltas, offset, [chunk for chunk, ok in fresh.items() if ok])
         self.series_partition[channel] = partition
         self.last_merged[channel] = max(
             self.last_merged.get(channel, 0), written_ms(message.timestamp or 0, now)
@@ -319,9 +323,7 @@ class MergeStage(RestartingStage):
         for key, (channel, kind, chunk, partition, offset) in self.touched_live.items():
             queue = live.get(channel)
             times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
-            self.scores.put(
-                key, {"p": partition, "o": offset, "t": {str(t): n for t, n in times.items()}}, partition
-            )
+            self.scores.put(key, {"p": partition, "o": offset, "t": times}, partition)
             if times:
                 self.empty_live.pop(key, None)
             else:

@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from stream_app.core.aggregate import encode_json
+
 
 def version(value: Any) -> int:
     """The offset of the last partial applied to a table record (-1: none)."""
@@ -95,7 +97,7 @@ class Table:
         last call, one per key (its newest value)."""
         taken = {
             partition: [
-                (encode_key(key), None if value is None else orjson.dumps(value))
+                (encode_key(key), None if value is None else encode_json(value))
                 for key, value in changed.items()
             ]
             for partition, changed in self.changes.items()

@@ -228,9 +228,7 @@ class CxService:
         deliveries = []
         for channel, partial in ready.items():
             self.last_sent[channel] = now
-            deliveries.append(
-                await self.partials_topic.send(key=channel.encode(), value=orjson.dumps(partial.to_json()))
-            )
+            deliveries.append(await self.partials_topic.send(key=channel.encode(), value=partial.encode()))
         if deliveries:
             await asyncio.gather(*deliveries)
             self.instruments.partials.inc(len(deliveries))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
+
 from stream_app.core import sketch
 from stream_app.core.formulas import ces_agrees, ces_half_points, csat_satisfied, nps_class
 
@@ -143,13 +145,29 @@ class Aggregate:
             del self.sketches[name]
 
     def merge(self, other: Aggregate, sign: int = 1) -> None:
-        for name, amount in other.counts.items():
-            self._bump(name, sign * amount)
-        for name, counts in other.sketches.items():
-            target = self.sketches.setdefault(name, {})
-            sketch.merge_into(target, counts, sign)
+        """Add `sign` × `other` (partials into windows, channels into rollups: the
+        hottest loop of both stages, so an empty counter set or sketch is copied)."""
+        counts = self.counts
+        if not counts:
+            self.counts = {name: sign * amount for name, amount in other.counts.items() if amount}
+        else:
+            for name, amount in other.counts.items():
+                merged = counts.get(name, 0) + sign * amount
+                if merged:
+                    counts[name] = merged
+                else:
+                    counts.pop(name, None)
+        sketches = self.sketches
+        for name, theirs in other.sketches.items():
+            target = sketches.get(name)
+            if target is None:
+                copied = {key: sign * n for key, n in theirs.items() if n}
+                if copied:
+                    sketches[name] = copied
+                continue
+            sketch.merge_into(target, theirs, sign)
             if not target:
-                del self.sketches[name]
+                del sketches[name]
 
     def get(self, name: str) -> int:
         return self.counts.get(name, 0)
@@ -193,6 +211,12 @@ class Aggregate:
         agg.counts = {str(k): int(v) for k, v in raw.get("c", {}).items() if v}
         agg.sketches = {str(k): sketch.decode(v) for k, v in raw.get("s", {}).items() if v}
         return agg
+
+
+def encode_json(value: Any) -> bytes:
+    """JSON bytes of a stored form whose dicts may have int keys (buckets, times,
+    sketch keys), written as JSON's string keys."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def fact_delta(old: Iterable[Fact], new: Iterable[Fact]) -> list[tuple[Fact, int]]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream_app.core.agents import is_agent
-from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
+from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, encode_json
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue, split
 from stream_app.core.snapshot import build_snapshot
@@ -42,13 +42,32 @@ class ChannelPartial:
             if not counts:
                 del self.live[kind]
 
+    def merge_live(self, kind: str, deltas: dict[int, int]) -> None:
+        """Add live-queue deltas (time ms → count) of one kind."""
+        counts = self.live.get(kind)
+        if counts is None:
+            if deltas:
+                self.live[kind] = dict(deltas)
+            return
+        for at_ms, amount in deltas.items():
+            merged = counts.get(at_ms, 0) + amount
+            if merged:
+                counts[at_ms] = merged
+            else:
+                counts.pop(at_ms, None)
+        if not counts:
+            del self.live[kind]
+
     def to_json(self) -> dict[str, Any]:
+        """The JSON form, int keys kept: dump it with `encode_json` (orjson.OPT_NON_STR_KEYS)."""
         return {
-            "b": {str(b): agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
-            "l": {
-                kind: {str(t): n for t, n in counts.items()} for kind, counts in self.live.items() if counts
-            },
+            "b": {b: agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
+            "l": {kind: dict(counts) for kind, counts in self.live.items() if counts},
         }
+
+    def encode(self) -> bytes:
+        """The partial as a record value (JSON)."""
+        return encode_json(self.to_json())
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ChannelPartial:
@@ -66,9 +85,8 @@ class ChannelPartial:
 
     def merge(self, other: ChannelPartial) -> None:
         """Add another partial's deltas to this one."""
-        for kind, counts in other.live.items():
-            for at_ms, amount in counts.items():
-                self.add_live(kind, at_ms, amount)
+        for kind, theirs in other.live.items():
+            self.merge_live(kind, theirs)
         for bucket, agg in other.buckets.items():
             target = self.buckets.get(bucket)
             if target is None:

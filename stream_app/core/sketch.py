@@ -82,9 +82,10 @@ def quantiles(counts: Mapping[int, int], qs: Iterable[float]) -> dict[float, flo
     return result
 
 
-def encode(counts: Mapping[int, int]) -> dict[str, int]:
-    """JSON-safe form (string keys)."""
-    return {str(k): v for k, v in counts.items()}
+def encode(counts: Mapping[int, int]) -> dict[int, int]:
+    """The stored form: a copy, int keys kept (`orjson.OPT_NON_STR_KEYS` writes them
+    as JSON's string keys without a Python loop; `decode` reads either)."""
+    return dict(counts)
 
 
 def decode(raw: Mapping[str, int]) -> Counts:
