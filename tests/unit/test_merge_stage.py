@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream_app.config import Settings
-from stream_app.merge_stage import MergeStage, _Rebalance
+from stream_app.core import alerts
+from stream_app.merge_stage import MergeStage, _Rebalance, now_ms
 from stream_app.metrics import Instruments
 
 
@@ -77,3 +80,45 @@ def test_a_batch_writes_each_changed_record_once_with_its_newest_value_and_offse
     again = stage._fold({tp: [_partial("chat", 10, opened), _partial("chat", 11, closed)]})
     assert again.part(2).tables.get(f"{stage.settings.app_id}-scores-changelog") is None
     assert stage.scoreboard.figures("chat").open_tickets == 1
+
+
+def _bucket_partial(channel: str, offset: int, bucket: int, tickets: int) -> SimpleNamespace:
+    value = orjson.dumps({"b": {str(bucket): {"c": {"tickets": tickets}, "s": {}}}, "l": {}})
+    return SimpleNamespace(key=channel.encode(), value=value, partition=2, offset=offset, timestamp=0)
+
+
+def test_a_channel_s_partials_are_summed_once_each_and_a_replay_adds_only_the_unapplied() -> None:
+    stage = _stage()
+    stage.restored = stage.generation
+    bucket = stage.timeline.bucket_of(now_ms())
+    tp = TopicPartition(stage.topic, 2)
+    first = _bucket_partial("chat", 10, bucket, 1)
+    folded = stage._fold({tp: [first]})
+    # the next batch holds the first partial again (its commit was lost) and two new ones
+    folded = stage._fold(
+        {tp: [first, _bucket_partial("chat", 11, bucket, 2), _bucket_partial("chat", 12, bucket, 4)]}
+    )
+    assert stage.scoreboard.channel("chat").window("24h").get("tickets") == 1 + 2 + 4
+    records = dict(folded.part(2).tables[f"{stage.settings.app_id}-scores-changelog"])
+    value = records[orjson.dumps(f"chat|{bucket}").decode()]
+    assert value is not None
+    assert orjson.loads(value) == {"p": 2, "o": 12, "c": {"tickets": 7}, "s": {}}
+
+
+def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _stage()
+    stage.restored = stage.generation
+    bucket = stage.timeline.bucket_of(now_ms())
+    stepped: list[str] = []
+    real = alerts.evaluate
+
+    def counting(rules: Any, channel: str, *args: Any) -> Any:
+        stepped.append(channel)
+        return real(rules, channel, *args)
+
+    monkeypatch.setattr(alerts, "evaluate", counting)
+    tp = TopicPartition(stage.topic, 2)
+    stage._fold(
+        {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "mail", "chat", "chat"])]}
+    )
+    assert sorted(stepped) == ["chat", "mail"]
