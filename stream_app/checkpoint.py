@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, MessageSizeTooLargeError, ProducerFenced
 
 from stream_app.core.intake import Rejected
+from stream_app.core.partial_codec import encode_partial
 from stream_app.core.scoreboard import ChannelPartial
 from stream_app.core.store import Change
 from stream_app.internal_topics import changelog_topic, partials_topic, transactional_id
@@ -250,7 +251,7 @@ class Checkpointer:
     ) -> list[Awaitable[Any]]:
         """Hand every record of `part` to the producer; returns their delivery futures."""
         deliveries: list[Awaitable[Any]] = [
-            await producer.send(partials_topic(self.app_id), key=c.encode(), value=p.encode())
+            await producer.send(partials_topic(self.app_id), key=c.encode(), value=encode_partial(p))
             for c, p in part.partials.items()
         ]
         for kind, records in part.changes.items():

@@ -44,6 +44,7 @@ from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
+from stream_app.core.partial_codec import decode_partial
 from stream_app.core.scoreboard import ChannelPartial, Scoreboard
 from stream_app.internal_topics import merge_group, partials_topic, table_changelog_topic
 from stream_app.kafka.changelog import read_to_end, seek_to_committed
@@ -255,7 +256,7 @@ class MergeStage(RestartingStage):
         (their `applied` offset is older) to the channel's sum for this batch."""
         partition, offset = message.partition, message.offset
         channel = message.key.decode()
-        received = ChannelPartial.from_json(orjson.loads(message.value))
+        received = decode_partial(message.value)
         now = now_ms()
         if received.buckets and now - max(received.buckets) > CATCHING_UP_MS:
             self.catching_up[channel] = now

@@ -37,6 +37,7 @@ from stream_app.agent_view import PUBLISH_INTERVAL_S as AGENTS_PUBLISH_INTERVAL_
 from stream_app.agent_view import AgentView, agents_topic
 from stream_app.config import Settings
 from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
+from stream_app.core.partial_codec import encode_partial
 from stream_app.core.queues import OTHER, PREFIX, internal, is_queue, public, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
 from stream_app.core.snapshot import same_scores
@@ -228,7 +229,9 @@ class CxService:
         deliveries = []
         for channel, partial in ready.items():
             self.last_sent[channel] = now
-            deliveries.append(await self.partials_topic.send(key=channel.encode(), value=partial.encode()))
+            deliveries.append(
+                await self.partials_topic.send(key=channel.encode(), value=encode_partial(partial))
+            )
         if deliveries:
             await asyncio.gather(*deliveries)
             self.instruments.partials.inc(len(deliveries))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream_app.core.agents import is_agent
-from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, encode_json
+from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue, split
 from stream_app.core.snapshot import build_snapshot
@@ -59,15 +59,11 @@ class ChannelPartial:
             del self.live[kind]
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form, int keys kept: dump it with `encode_json` (orjson.OPT_NON_STR_KEYS)."""
+        """The JSON form, int keys kept (`core/partial_codec.py` writes and reads it)."""
         return {
             "b": {b: agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
             "l": {kind: dict(counts) for kind, counts in self.live.items() if counts},
         }
-
-    def encode(self) -> bytes:
-        """The partial as a record value (JSON)."""
-        return encode_json(self.to_json())
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ChannelPartial:
