@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ddsketch.mapping import LogarithmicMapping
 
@@ -88,5 +89,6 @@ def encode(counts: Mapping[int, int]) -> dict[int, int]:
     return dict(counts)
 
 
-def decode(raw: Mapping[str, int]) -> Counts:
+def decode(raw: Mapping[Any, Any]) -> Counts:
+    """Counts from their stored form: JSON's string keys, or the int keys of `encode`."""
     return {int(k): int(v) for k, v in raw.items()}
