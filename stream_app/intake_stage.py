@@ -141,7 +141,9 @@ class IntakeStage(RestartingStage):
                 if committer.done():  # a failed commit: restart from the committed offsets now
                     committer.result()
                     raise RuntimeError("the intake committer stopped")
-                records, generation = await self._gather(consumer)
+                records, generation = await self.gather(
+                    consumer, INTAKE_BATCH, self.settings.flush_interval_ms
+                )
                 async with self.folding:
                     if not self.is_current(generation):
                         # the partitions moved after the fetch (or are not restored yet)
@@ -186,28 +188,6 @@ class IntakeStage(RestartingStage):
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, committed)
-
-    async def _gather(self, consumer: AIOKafkaConsumer) -> tuple[dict[TopicPartition, list[Any]], int]:
-        """Up to INTAKE_BATCH records, waiting at most the flush interval after the
-        first: a transaction and a partial per channel per batch cost the same for
-        10 events as for 2,000, so a trickle is batched too (bounded latency).
-        Returns them with the rebalance generation they were fetched in."""
-        generation = self.generation
-        flush_s = self.settings.flush_interval_ms / 1000
-        records: dict[TopicPartition, list[Any]] = await consumer.getmany(
-            timeout_ms=self.settings.flush_interval_ms, max_records=INTAKE_BATCH
-        )
-        count = sum(len(batch) for batch in records.values())
-        deadline = time.monotonic() + flush_s
-        while count and count < INTAKE_BATCH and generation == self.generation and not self.stopping:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            more = await consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=INTAKE_BATCH - count)
-            for tp, batch in more.items():
-                records.setdefault(tp, []).extend(batch)
-                count += len(batch)
-        return records, generation
 
     # --- one batch ------------------------------------------------------------------
 

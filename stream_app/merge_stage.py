@@ -57,8 +57,6 @@ log = logging.getLogger("stream_app.merge")
 
 #: Most partials applied per batch (one transaction per partition per batch).
 MERGE_BATCH = 2000
-#: How long a fetch waits for partials when there are none.
-MERGE_POLL_MS = 200
 #: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
 LIVE_PREFIX = "live|"
 LIVE_CHUNK_MS = 3_600_000
@@ -186,8 +184,8 @@ class MergeStage(RestartingStage):
             self.consumer = consumer
             consumer.subscribe([self.topic], listener=_Rebalance(self, restoring))
             while not self.stopping:
-                generation = self.generation
-                records = await consumer.getmany(timeout_ms=MERGE_POLL_MS, max_records=MERGE_BATCH)
+                # partials that arrive within the flush interval are applied together
+                records, generation = await self.gather(consumer, MERGE_BATCH, s.flush_interval_ms)
                 if not records:
                     continue
                 async with self.lock:

@@ -1,6 +1,6 @@
 """The whole service in one process, no broker: the reference the tests trust.
 
-It wires the same Intake → Partials → Scoreboard steps the Faust agents use,
+It wires the same Intake → Partials → Scoreboard steps the two stages use,
 so an integration test (or a crash test) can compare what the workers report
 with what these events must give.
 """

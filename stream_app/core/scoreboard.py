@@ -1,9 +1,9 @@
 """Per-channel scores: partial aggregates in, window snapshots out.
 
 Stage one (per input partition) turns fact deltas into `Partials`, one per
-channel plus the `all` rollup; stage two (per channel, one owner) folds them
-into a `Scoreboard`. The reference computation in tests uses the very same
-two classes without any broker.
+channel (and queue, rolled up from `<channel>\x1f<queue>` series) plus the `all`
+rollup; stage two (per series, one owner) folds them into a `Scoreboard`. The
+reference computation in tests uses the very same two classes without any broker.
 """
 
 from __future__ import annotations

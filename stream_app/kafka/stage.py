@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream_app.config import Settings
@@ -90,6 +91,30 @@ class RestartingStage:
         if self.assign_failed is not None:
             raise KafkaError(f"{self.name}: an assignment was not restored ({self.assign_failed!r})")
         return fetched_in == self.generation and self.restored == self.generation
+
+    async def gather(
+        self, consumer: AIOKafkaConsumer, limit: int, wait_ms: int
+    ) -> tuple[dict[TopicPartition, list[Any]], int]:
+        """Up to `limit` records, waiting at most `wait_ms` after the first for more: a
+        batch's costs (a transaction per partition, and per series a partial or a
+        table record, a window update and an alert step) are the same for a few
+        records as for thousands, so a trickle is batched too (bounded latency).
+        Returns them with the rebalance generation they were fetched in."""
+        generation = self.generation
+        records: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=wait_ms, max_records=limit
+        )
+        count = sum(len(batch) for batch in records.values())
+        deadline = time.monotonic() + wait_ms / 1000
+        while count and count < limit and generation == self.generation and not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = await consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=limit - count)
+            for tp, batch in more.items():
+                records.setdefault(tp, []).extend(batch)
+                count += len(batch)
+        return records, generation
 
     def assignment_failed(self, exc: Exception) -> None:
         log.warning("%s: assignment not restored: %s: %s", self.name, type(exc).__name__, exc)
