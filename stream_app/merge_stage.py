@@ -66,9 +66,9 @@ CATCHING_UP_MS = 120_000
 #: Live-queue rules hold until no such partial came for this long: until then a chat
 #: whose agent's join is still in the backlog looks as if it had waited all along.
 LIVE_SETTLE_MS = 30_000
-#: How long an emptied live-queue record is kept before it is deleted: far longer
-#: than a batch takes to commit.
-EMPTY_LIVE_KEPT_MS = 3_600_000
+#: How long an emptied scores record is kept before it is deleted: far longer than
+#: a batch takes to commit.
+EMPTY_KEPT_MS = 3_600_000
 
 
 def now_ms() -> int:
@@ -142,8 +142,9 @@ class MergeStage(RestartingStage):
         #: Offset of the partial that last changed each scores-table key: replaying a
         #: partial after a crash or rebalance applies only what it had not yet applied.
         self.applied: dict[str, int] = {}
-        #: Live-queue records that became empty: key → wall-clock ms (see `_write_touched`).
-        self.empty_live: dict[str, int] = {}
+        #: Scores records that became empty (a bucket whose facts were all retracted, a
+        #: live-queue chunk with no times left): key → wall-clock ms (`_write_touched`).
+        self.emptied: dict[str, int] = {}
         #: The scores records the batch being applied changed, written once at its end:
         #: key → (channel, bucket, partition, offset) / (channel, kind, hour, partition, offset).
         self.touched_buckets: dict[str, tuple[str, int, int, int]] = {}
@@ -305,33 +306,40 @@ class MergeStage(RestartingStage):
                 self.scores.delete(key)
                 self.applied.pop(key, None)
                 self.touched_buckets.pop(key, None)
+                self.emptied.pop(key, None)
 
     def _write_touched(self, now: int) -> None:
         """Write the scores records the batch changed, each once with its newest value
         and the offset of the last partial that changed it: bucket aggregates, and the
         live-queue chunks, one record per (channel, kind, hour of the times).
 
-        A chunk that became empty keeps its record (with the offset that emptied it)
-        for `EMPTY_LIVE_KEPT_MS`: a partial replayed after a crash must still find the
-        offset, or it would be applied twice. Later it is deleted here.
+        A bucket or chunk that became empty keeps its record (with the offset that
+        emptied it) for `EMPTY_KEPT_MS`: a partial replayed after a crash must still
+        find the offset, or it would be applied twice. Later it is deleted here, with
+        its offset (the windows no longer hold the bucket, so retention would never
+        report it dropped).
         """
         for key, (channel, bucket, partition, offset) in self.touched_buckets.items():
             agg = self.scoreboard.channel(channel).buckets.get(bucket) or Aggregate()
             self.scores.put(key, {"p": partition, "o": offset, **agg.to_json()}, partition)
+            if agg.is_empty():
+                self.emptied[key] = now
+            else:
+                self.emptied.pop(key, None)
         live = self.scoreboard.live
         for key, (channel, kind, chunk, partition, offset) in self.touched_live.items():
             queue = live.get(channel)
             times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
             self.scores.put(key, {"p": partition, "o": offset, "t": times}, partition)
             if times:
-                self.empty_live.pop(key, None)
+                self.emptied.pop(key, None)
             else:
-                self.empty_live[key] = now
+                self.emptied[key] = now
         self.touched_buckets = {}
         self.touched_live = {}
-        for key, since in list(self.empty_live.items()):
-            if now - since > EMPTY_LIVE_KEPT_MS:
-                del self.empty_live[key]
+        for key, since in list(self.emptied.items()):
+            if now - since > EMPTY_KEPT_MS:
+                del self.emptied[key]
                 self.scores.delete(key)
                 self.applied.pop(key, None)
 
@@ -388,7 +396,7 @@ class MergeStage(RestartingStage):
                 table.drop(partitions)
         self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
         self.applied = {}
-        self.empty_live = {}
+        self.emptied = {}
         self.instruments.alert_firing.clear()
         self.on_reset()
 
@@ -415,9 +423,11 @@ class MergeStage(RestartingStage):
 
     def rebuild(self, partitions: set[int]) -> None:
         """Rebuild the windows and live queues from the scores table for `partitions`."""
-        board = Scoreboard(self.timeline, now_ms(), self.settings.windows)
+        now = now_ms()
+        board = Scoreboard(self.timeline, now, self.settings.windows)
+        oldest = self.timeline.oldest_bucket(now)
         applied: dict[str, int] = {}
-        self.empty_live = {}
+        self.emptied = {}
         for key, value in self.scores.items():
             if self.scores.partition_of.get(key) not in partitions:
                 continue
@@ -430,13 +440,19 @@ class MergeStage(RestartingStage):
                 if times:
                     board.live_queue(channel).apply(kind, times)
                 else:
-                    self.empty_live[key] = now_ms()
+                    self.emptied[key] = now
                 continue
             if not suffix.lstrip("-").isdigit():  # a record of an older layout (the backlog count)
                 continue
             partial = ChannelPartial()
-            partial.buckets[int(suffix)] = Aggregate.from_json(value)
-            board.apply(channel, partial)
+            bucket = int(suffix)
+            partial.buckets[bucket] = agg = Aggregate.from_json(value)
+            if bucket < oldest:  # past retention: no window holds it, deleted with the next batch
+                self.emptied[key] = 0
+            elif agg.is_empty():
+                self.emptied[key] = now
+            else:
+                board.apply(channel, partial)
         self.scoreboard = board
         self.applied = applied
         self.on_reset()

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream_app import merge_stage
 from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.merge_stage import MergeStage, _Rebalance, now_ms
@@ -122,3 +123,36 @@ def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyP
         {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "mail", "chat", "chat"])]}
     )
     assert sorted(stepped) == ["chat", "mail"]
+
+
+def test_a_bucket_emptied_by_a_retraction_leaves_no_record_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _stage()
+    stage.restored = stage.generation
+    start = now_ms()
+    bucket = stage.timeline.bucket_of(start)
+    tp = TopicPartition(stage.topic, 2)
+    changelog = f"{stage.settings.app_id}-scores-changelog"
+    key = orjson.dumps(f"chat|{bucket}").decode()
+    stage._fold({tp: [_bucket_partial("chat", 10, bucket, 1)]})
+    emptied = dict(stage._fold({tp: [_bucket_partial("chat", 11, bucket, -1)]}).part(2).tables[changelog])
+    assert orjson.loads(emptied[key] or b"null") == {"p": 2, "o": 11, "c": {}, "s": {}}, (
+        "kept: a replay finds it"
+    )
+    # an hour later the next batch (any channel of the partition) deletes it and its offset
+    monkeypatch.setattr(merge_stage, "now_ms", lambda: start + merge_stage.EMPTY_KEPT_MS + 1)
+    later = dict(stage._fold({tp: [_bucket_partial("mail", 12, bucket, 1)]}).part(2).tables[changelog])
+    assert later[key] is None
+    assert f"chat|{bucket}" not in stage.applied and f"chat|{bucket}" not in stage.scores.data
+
+
+def test_a_restore_drops_the_records_of_buckets_past_retention() -> None:
+    stage = _stage()
+    old = stage.timeline.oldest_bucket(now_ms()) - stage.timeline.bucket_ms
+    stage.scores.put(f"chat|{old}", {"p": 2, "o": 5, "c": {"tickets": 1}, "s": {}}, 2)
+    stage.scores.take_changes()
+    stage.rebuild({2})
+    stage.restored = stage.generation
+    tp = TopicPartition(stage.topic, 2)
+    folded = stage._fold({tp: [_bucket_partial("mail", 6, stage.timeline.bucket_of(now_ms()), 1)]})
+    records = dict(folded.part(2).tables[f"{stage.settings.app_id}-scores-changelog"])
+    assert records[orjson.dumps(f"chat|{old}").decode()] is None
