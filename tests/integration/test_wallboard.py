@@ -232,9 +232,15 @@ def test_wallboard_in_a_real_browser(
     assert page.inner_text("#status").strip() == "● live"
 
     # 4. Readable on a 1080p wall screen: big figures, every row on screen.
-    figure_px = page.eval_on_selector(".figure", "e => parseFloat(getComputedStyle(e).fontSize)")
+    #    Found and measured in one script: the board re-renders on every push, and an
+    #    element handle taken one call earlier may be detached by then (font size "").
+    figure_px = page.evaluate(
+        "() => parseFloat(getComputedStyle(document.querySelector('.figure')).fontSize)"
+    )
     assert figure_px >= 36
-    bottom = page.eval_on_selector("#rows tr:last-child", "e => e.getBoundingClientRect().bottom")
+    bottom = page.evaluate(
+        "() => document.querySelector('#rows tr:last-child').getBoundingClientRect().bottom"
+    )
     assert bottom <= VIEWPORT["height"]
     right = page.eval_on_selector_all(
         "#rows td", "tds => Math.max(...tds.map(td => td.getBoundingClientRect().right))"
