@@ -12,7 +12,7 @@ Queues outside the configured list (and contacts with no queue) are reported as
 (bounded label cardinality).
 
 Which queue a contact is in: the `queue` of its latest event that names one (by
-`occurred_at`, ties to the greatest event id: order-free), so a ticket moved to
+`occurred_at`, ties to the greater hash of the event id: order-free), so a ticket moved to
 another queue is reported in the queue that has it now, and its figures move with
 it. A survey response is in the queue its counted version names, else its offer's.
 
