@@ -260,6 +260,15 @@ def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far; 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def scrape(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
         return parse_samples(response.read().decode())
@@ -277,6 +286,9 @@ class ServiceRun:
     #: First record counted → every record counted by the intake (before the merge stage
     #: has them all in /metrics): how much of `seconds` is stage 1's.
     intake_seconds: float = 0.0
+    #: CPU time the workers used over `seconds` (steadier than wall-clock time on a
+    #: busy machine: what a change costs, not what the broker was doing meanwhile).
+    cpu_seconds: float = 0.0
     peak_rss: int = 0
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
@@ -357,7 +369,7 @@ def measure_service(workers: list[Worker], data: Dataset, timeout_s: float) -> S
     run = ServiceRun()
     expected = len(data.records)
     deadline = time.monotonic() + timeout_s
-    first = 0.0
+    first = cpu_first = 0.0
     while True:
         for worker in workers:
             worker.alive()
@@ -372,6 +384,7 @@ def measure_service(workers: list[Worker], data: Dataset, timeout_s: float) -> S
         counted = int(sum(total(samples, "cx_events_total{") for samples in scraped))
         if counted and not first:
             first = now
+            cpu_first = sum(cpu_seconds(worker.process.pid) for worker in workers)
             workers[0].profile_service(start=True)
         if counted >= expected and not run.intake_seconds:
             run.intake_seconds = now - first
@@ -388,6 +401,7 @@ def measure_service(workers: list[Worker], data: Dataset, timeout_s: float) -> S
         )
         if counted >= expected and contacts >= data.contacts and surveys >= data.surveys:
             run.seconds = now - first
+            run.cpu_seconds = sum(cpu_seconds(worker.process.pid) for worker in workers) - cpu_first
             run.events_per_s = expected / run.seconds if run.seconds else float("inf")
             workers[0].profile_service(start=False)
             return run
@@ -484,6 +498,8 @@ class Report:
     service_seconds: float
     #: Of `service_seconds`: first record → every record counted by stage 1.
     intake_seconds: float
+    #: Worker CPU time (user + system) over `service_seconds`, all workers.
+    service_cpu_seconds: float
     latency_offered_events_per_s: float
     latency_p50_ms: float | None
     latency_p99_ms: float | None
@@ -559,6 +575,7 @@ def run_bench(args: argparse.Namespace) -> Report:
             service_events_per_s=round(service.events_per_s),
             service_seconds=round(service.seconds, 2),
             intake_seconds=round(service.intake_seconds, 2),
+            service_cpu_seconds=round(service.cpu_seconds, 2),
             latency_offered_events_per_s=args.rate,
             latency_p50_ms=round(statistics.median(latencies), 1) if latencies else None,
             latency_p99_ms=round(percentile(latencies, 0.99), 1) if latencies else None,
@@ -647,7 +664,8 @@ def format_report(report: Report) -> str:
         f"  2. baseline  Faust, per-event tumbling-table update   {baseline}",
         f"  3. service   whole pipeline, first record → /metrics  {report.service_events_per_s:>10,} ev/s"
         f"{share(report.service_events_per_s)}  ({report.service_seconds:.1f} s; all counted by stage 1"
-        f" after {report.intake_seconds:.1f} s)",
+        f" after {report.intake_seconds:.1f} s; worker CPU {report.service_cpu_seconds:.1f} s,"
+        f" {report.service_cpu_seconds / max(report.events, 1) * 1e6:.0f} µs/event)",
         f"  4. latency   at {report.latency_offered_events_per_s:,.0f} ev/s offered, produce → /metrics:"
         f"  p50 {p50}  p99 {p99}  ({report.latency_probes} probes)",
         f"  5. memory    worker peak RSS {report.peak_rss_mb:.0f} MB; RSS (MB) by events counted: {rss}",

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from stream_app import gc_tuning
 from stream_app.bench import bench_queues, make_events
 from stream_app.config import load
 from stream_app.core import lifecycle
@@ -52,8 +53,9 @@ def _lap(run: CoreRun, step: str, since: float) -> float:
     return now
 
 
-def run_core(events: int, queues: int, seed: int = 7) -> CoreRun:
-    """Fold `events` bench events through the pure core; times per step (seconds)."""
+def run_core(events: int, queues: int, seed: int = 7, tune_gc: bool = False) -> CoreRun:
+    """Fold `events` bench events through the pure core; times per step (seconds).
+    `tune_gc`: the worker's collector settings (`gc_tuning.tune`), after the data is made."""
     end_ms = 1_800_000_000_000
     queue_names = bench_queues(queues)
     env = {"STREAM_APP_QUEUES": ",".join(queue_names)} if queue_names else {}
@@ -77,6 +79,8 @@ def run_core(events: int, queues: int, seed: int = 7) -> CoreRun:
         by_topic.setdefault(topic, []).append(value)
     run = CoreRun(len(data.records))
     gc.collect()
+    if tune_gc:
+        gc_tuning.tune()
     offsets = dict.fromkeys(by_topic, 0)
     while any(offsets[t] < len(v) for t, v in by_topic.items()):
         clock = time.perf_counter()
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
-    run = run_core(args.events, args.queues)
+    run = run_core(args.events, args.queues, tune_gc=True)
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)

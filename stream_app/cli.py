@@ -47,6 +47,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # Faust's terminal spinner sets the root logger to DEBUG when the level is WARNING
     # or above, so every library debug call builds a record: a service has no spinner.
     worker.spinner = None
+    from stream_app import gc_tuning
+
+    gc_tuning.tune()  # start-up is done: what exists now lives as long as the process
     worker.execute_from_commandline()
     return 0
 

@@ -18,6 +18,7 @@ def report(**changes: object) -> Report:
         "service_events_per_s": 50_000,
         "service_seconds": 2.0,
         "intake_seconds": 1.5,
+        "service_cpu_seconds": 1.8,
         "latency_offered_events_per_s": 5000,
         "latency_p50_ms": 300.0,
         "latency_p99_ms": 600.0,
@@ -39,6 +40,7 @@ def test_rows_show_their_share_of_the_limit() -> None:
     assert "25.0% of limit" in service  # 50,000 / 200,000
     assert "1.0% of limit" in baseline  # 2,000 / 200,000
     assert "quix" not in text  # not run: no row, no ratio
+    assert "worker CPU 1.8 s, 18 µs/event" in service  # 1.8 s over 100,000 events
 
 
 def test_the_quix_row_and_ratio_when_it_ran() -> None:
@@ -83,4 +85,4 @@ def test_a_skipped_baseline_says_so_instead_of_zero() -> None:
 
 def test_the_service_row_says_when_stage_1_had_counted_everything() -> None:
     service = next(line for line in format_report(report()).splitlines() if "3. service" in line)
-    assert "(2.0 s; all counted by stage 1 after 1.5 s)" in service
+    assert "(2.0 s; all counted by stage 1 after 1.5 s;" in service

@@ -65,3 +65,13 @@ def test_small_samples_are_not_read_low() -> None:
     assert found[0.5] is not None and abs(found[0.5] - 30_000) <= 300
     pair = sketch.quantiles(build([30_000, 90_000]), [0.9])[0.9]
     assert pair is not None and abs(pair - 90_000) <= 900  # never below the mean of two
+
+
+@settings(max_examples=300)
+@given(durations, st.lists(st.sampled_from([0.0, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0]), min_size=1, max_size=4))
+def test_quantile_is_the_nearest_rank_key(values: list[int], qs: list[float]) -> None:
+    """Exactly the key holding rank ⌈q·n⌉ of the keyed values, for several q at once."""
+    keyed = sorted(sketch.key_of(v) for v in values)
+    found = sketch.quantiles(build(values), qs)
+    for q in qs:
+        assert found[q] == sketch.value_of(keyed[max(0, math.ceil(q * len(keyed)) - 1)])
