@@ -56,6 +56,11 @@ __all__ = ["IntakeStage", "changelog_topic", "intake_group", "now_ms", "partials
 KINDS = tuple(kind for _, kind, _ in INPUTS.values())
 
 
+#: Stored contacts relabelled per partition and batch after a restore (a changed
+#: queue list may move all of them: spread over batches, not one huge transaction).
+RELABEL_CHUNK = 5_000
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -99,6 +104,9 @@ class IntakeStage(RestartingStage):
         #: Last offset folded per input partition (for the lag metric).
         self.handled: dict[tuple[str, int], int] = {}
         self.last_sweep = 0
+        #: (kind, partition) → stored keys still to relabel (`Intake.relabel_keys`):
+        #: every state of a partition is checked once after it is restored.
+        self.relabel_due: dict[tuple[str, int], list[str]] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.pending: asyncio.Queue[Folded] = asyncio.Queue(maxsize=1)
         #: Held from fetch check to queueing, and by rebalance callbacks: partitions
@@ -151,7 +159,7 @@ class IntakeStage(RestartingStage):
                         continue
                     now = now_ms()
                     sweep = now - self.last_sweep >= EXPIRY_SWEEP_MS
-                    folded = self._fold(records, now, sweep) if records or sweep else None
+                    folded = self._fold(records, now, sweep) if records or sweep or self.relabel_due else None
                     if folded is not None:
                         await self._until(self.pending.put(folded))
         finally:
@@ -204,6 +212,8 @@ class IntakeStage(RestartingStage):
         read, apply = self.intake.read, self.intake.apply
         partition_count = self.settings.partitions
         folded = Folded(now)
+        if self.relabel_due:
+            self._relabel(batches, partials, now)
         for tp, messages in records.items():
             kind, topic = self.sources[tp.topic]
             forwarding = repartition_topic(self.settings.app_id, kind) if tp.topic == topic else None
@@ -288,6 +298,21 @@ class IntakeStage(RestartingStage):
         self.on_sent(part.partials, now)
         self._count(part)
 
+    def _relabel(self, batches: dict[str, Batch], partials: dict[int, Partials], now: int) -> None:
+        """Move up to RELABEL_CHUNK stored contacts per restored partition to the queue
+        label the configuration gives them now (STREAM_APP_QUEUES may have changed
+        since they were counted), committed with this batch. A contact with an event
+        before its turn is moved by that event (`Intake.apply` moves a contact whose
+        label changed), so the order does not matter."""
+        for (kind, partition), keys in list(self.relabel_due.items()):
+            chunk, rest = keys[:RELABEL_CHUNK], keys[RELABEL_CHUNK:]
+            delta = self.intake.relabel_keys(kind, batches[kind].view(partition), chunk, now)
+            self._partials(partials, partition).add(delta)
+            if rest:
+                self.relabel_due[(kind, partition)] = rest
+            else:
+                del self.relabel_due[(kind, partition)]
+
     def _expire(
         self, kind: str, batch: Batch, now: int, partials: dict[int, Partials], folded: Folded
     ) -> None:
@@ -342,6 +367,7 @@ class IntakeStage(RestartingStage):
         total = await read_to_end(restorer, tps, replay)
         for kind, partition in wanted.values():
             self.stores[kind].end_load(partition)
+            self.relabel_due[(kind, partition)] = self.stores[kind].keys(partition)
         log.info(
             "intake state restored: %d partitions, %d changelog records in %.1f s",
             len(tps),
@@ -353,6 +379,7 @@ class IntakeStage(RestartingStage):
         for tp in revoked:
             if tp.topic in self.sources:
                 self.stores[self.sources[tp.topic][0]].drop(tp.partition)
+                self.relabel_due.pop((self.sources[tp.topic][0], tp.partition), None)
                 self.handled.pop((tp.topic, tp.partition), None)
 
     def lag(self) -> list[tuple[str, int, int]]:

@@ -93,7 +93,7 @@ def board(
             return not is_queue(series) and (wanted is None or series in wanted)
 
     scores = [
-        {**snap, "updated_ms": updated, "label": _label(snap["channel"])}
+        {**snap, "updated_ms": updated, "label": _label(snap["channel"]), **_queue(snap["channel"])}
         for snap, updated in rows
         if snap["window"] == window and shown(snap["channel"])
     ]
@@ -122,6 +122,12 @@ def board(
 def _label(series: str) -> str:
     """What a row is called on the screen: the channel, or the queue's name."""
     return queue_name(series) if is_queue(series) else series
+
+
+def _queue(series: str) -> dict[str, str]:
+    """A queue row also carries `queue` (its name), as queue snapshots do in
+    `/api/v1/scores` and `cx.metrics`; its `channel` stays the row's series id."""
+    return {"queue": queue_name(series)} if is_queue(series) else {}
 
 
 _RANK = {"info": 0, "warning": 1, "critical": 2}

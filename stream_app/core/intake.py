@@ -7,7 +7,7 @@ duplicate, or rejected with a dead-letter reason code from SPEC §2.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,7 +206,7 @@ class Intake:
             facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
             live = lifecycle.ticket_live if kind == "ticket" else lifecycle.chat_live
             fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
-            before = [*facts(state, self.rules), *lifecycle.emitted_live(state)] if state else []
+            before = self._counted_facts(kind, state)
             if not fold(state, event, at_ms):
                 return DUPLICATE
             now_live = live(state, self.rules)
@@ -216,12 +216,12 @@ class Intake:
         if self.queues.enabled:  # stored: what its facts were counted under (see _reported_queue)
             queue_after = state["ql"] = self.queues.label(lifecycle.queue_of(kind, state))
         store[key] = state
-        if not self.queues.enabled:
+        if queue_before == queue_after:
             delta = fact_delta(before, after)
-        elif queue_before == queue_after:
-            delta = in_queue_delta(fact_delta(before, after), queue_after)
+            if queue_after:
+                delta = in_queue_delta(delta, queue_after)
         else:  # moved to another queue: all its facts leave the old one for the new one
-            delta = fact_delta(in_queue(before, queue_before), in_queue(after, queue_after))
+            delta = fact_delta(_in(before, queue_before), _in(after, queue_after))
         roles_after = lifecycle.agents_of(kind, state) if self.agent_figures else {}
         if roles_before or roles_after:
             delta.extend(
@@ -233,14 +233,67 @@ class Intake:
         return Accepted(self._held(delta, now_ms))
 
     def _reported_queue(self, kind: str, state: State) -> str:
-        """The queue label the contact's facts are counted under now ('' without
-        queues): the one stored when they were counted, so a contact counted under a
-        queue since removed from STREAM_APP_QUEUES leaves exactly that series (and
-        joins `other`) at its next event, instead of being retracted from `other`."""
-        if not self.queues.enabled:
-            return ""
+        """The queue label the contact's facts are counted under ('': in the plain
+        channel series, counted while the queue dimension was off): the one stored
+        when they were counted (`ql`). A new contact (no state yet) gets the label its
+        first event gives it."""
+        if not state:
+            return self._wanted_queue(kind, state)
         stored = state.get("ql")
-        return str(stored) if stored is not None else self.queues.label(lifecycle.queue_of(kind, state))
+        return "" if stored is None else str(stored)
+
+    def _wanted_queue(self, kind: str, state: State) -> str:
+        """The label the configured queues give the contact now ('' without queues)."""
+        return self.queues.label(lifecycle.queue_of(kind, state)) if self.queues.enabled else ""
+
+    def _counted_facts(self, kind: str, state: State) -> list[Fact]:
+        """The facts the contact's state adds now, live-queue facts as last emitted."""
+        if kind == "survey":
+            return lifecycle.survey_facts(state)
+        if not state:
+            return []
+        facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
+        return [*facts(state, self.rules), *lifecycle.emitted_live(state)]
+
+    def relabel_keys(
+        self, kind: str, store: MutableMapping[str, State], keys: Iterable[str], now_ms: int
+    ) -> list[tuple[Fact, int]]:
+        """Move the given contacts to the queue label the configuration gives them now.
+
+        A contact's facts stay in the series they were counted in (its stored label,
+        `ql`) until something moves them. When STREAM_APP_QUEUES changed since (a
+        queue was added or removed, or the dimension was turned on or off), that
+        label is out of date: a contact of a removed queue would stay in a series no
+        longer reported, and the queues would no longer add up to their channels.
+        The intake stage calls this for every stored contact of a partition when the
+        partition is assigned, before its next event. Returns the signed facts that
+        move (out of the old series, into the new one; the channel's own figures are
+        unchanged), agent credits included; the states are updated in `store`.
+        """
+        delta: list[tuple[Fact, int]] = []
+        for key in keys:
+            state = store.get(key)
+            if not state:
+                continue
+            counted, wanted = self._reported_queue(kind, state), self._wanted_queue(kind, state)
+            if counted == wanted:
+                continue
+            facts = self._counted_facts(kind, state)
+            delta.extend(fact_delta(_in(facts, counted), _in(facts, wanted)))
+            roles = lifecycle.agents_of(kind, state) if self.agent_figures else {}
+            if roles:
+                delta.extend(
+                    fact_delta(
+                        agents.credited(kind, facts, roles, counted),
+                        agents.credited(kind, facts, roles, wanted),
+                    )
+                )
+            if wanted:
+                state["ql"] = wanted
+            else:
+                state.pop("ql", None)
+            store[key] = state
+        return self._held(delta, now_ms)
 
     def _held(self, delta: list[tuple[Fact, int]], now_ms: int) -> list[tuple[Fact, int]]:
         """The delta without facts in buckets retention no longer holds (live-queue facts stay)."""
@@ -287,13 +340,17 @@ class Intake:
                 gone.append(key)
                 if lifecycle.is_open(kind, state):
                     still_open += 1
-                emitted = lifecycle.emitted_live(state)
-                if self.queues.enabled:
-                    emitted = in_queue(emitted, self._reported_queue(kind, state))
+                emitted = _in(lifecycle.emitted_live(state), self._reported_queue(kind, state))
                 retract.extend((f, -1) for f in emitted)
         for key in gone:
             del store[key]
         return gone, retract, still_open
+
+
+def _in(facts: list[Fact], label: str) -> list[Fact]:
+    """Facts in the series they are counted under: `<channel>\x1f<label>`
+    (`queues.in_queue`), or the plain channel for the label ''."""
+    return in_queue(facts, label) if label else facts
 
 
 def _lateness_text(reason: str) -> str:

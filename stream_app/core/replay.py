@@ -50,6 +50,14 @@ class Replay:
         self.outcomes[(topic, label)] += 1
         return label
 
+    def restart(self, intake: Intake, now_ms: int) -> None:
+        """Go on with another configuration (STREAM_APP_QUEUES changed, say): every
+        stored contact is relabelled first, as the intake stage does when it is
+        assigned a partition (`Intake.relabel_keys`)."""
+        self.intake = intake
+        for kind, store in self.stores.items():
+            self.partials.add(intake.relabel_keys(kind, store, list(store), now_ms))
+
     def flush(self) -> None:
         for channel, partial in self.partials.drain().items():
             self.scoreboard.apply(channel, partial)

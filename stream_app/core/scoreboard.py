@@ -33,6 +33,7 @@ class ChannelPartial:
         self.live: dict[str, dict[int, int]] = {}
 
     def add_live(self, kind: str, at_ms: int, amount: int) -> None:
+        """Add one time's count (stage 1's per-fact path; `merge_live` adds a dict of them)."""
         counts = self.live.setdefault(kind, {})
         merged = counts.get(at_ms, 0) + amount
         if merged:
@@ -64,17 +65,6 @@ class ChannelPartial:
             "b": {b: agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
             "l": {kind: dict(counts) for kind, counts in self.live.items() if counts},
         }
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> ChannelPartial:
-        partial = cls()
-        partial.buckets = {int(b): Aggregate.from_json(a) for b, a in raw.get("b", {}).items()}
-        partial.live = {
-            str(kind): {int(t): int(n) for t, n in counts.items() if n}
-            for kind, counts in raw.get("l", {}).items()
-            if kind in LIVE_KINDS and counts
-        }
-        return partial
 
     def is_empty(self) -> bool:
         return not self.live and all(a.is_empty() for a in self.buckets.values())
@@ -124,7 +114,11 @@ class Partials:
         for series, partial in drained.items():
             parts = split(series) if not is_agent(series) else None
             if parts is None:
-                ready[series] = partial
+                found = ready.get(series)
+                if found is None:
+                    ready[series] = partial
+                else:  # a channel's plain series next to its composite ones (a relabel)
+                    found.merge(partial)
                 continue
             for target in parts:
                 found = ready.get(target)

@@ -64,6 +64,7 @@ TEST_CHANNELS = [
         "business_daily",
         "wb_queue",
         "wb_queue2",
+        "relabel",
         "zendesk",
         "intercom",
         "connect_voice",

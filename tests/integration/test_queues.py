@@ -19,8 +19,9 @@ import pytest
 
 from stream_app.core import agents
 from stream_app.metrics import parse_samples
+from tests.factories import encode, event
 from tests.integration.exactness import bench_stream, owns_channels, settle
-from tests.integration.harness import WorkerProcess, produce, run_sync
+from tests.integration.harness import RUN, WorkerProcess, channel, produce, run_sync
 
 pytestmark = pytest.mark.integration
 EVENTS = int(os.environ.get("CX_QUEUES_EVENTS", "10000"))
@@ -120,3 +121,62 @@ def test_agents_says_when_agent_figures_are_off_and_refuses_a_channel(worker: Wo
         worker.get("/api/v1/agents?window=1h")
     assert refused.value.code == 400
     assert "STREAM_APP_AGENT_FIGURES=on" in refused.value.read().decode()
+
+
+def test_a_changed_queue_list_moves_the_stored_contacts_at_the_restart(
+    start_worker: Any, bootstrap: str
+) -> None:
+    """Counted with STREAM_APP_QUEUES=a,b, restarted with b,c: the contacts of `a`
+    (no longer listed) move to `other` and those of `c` (counted under `other` so far)
+    to `c` at the restart, not at their next event (closed tickets never get one);
+    the queues still add up to `all`. Before: `c` showed 0 and `a`'s tickets were in
+    no reported queue."""
+    ch, app_id = channel("relabel"), f"cx-relabel-{RUN}"
+    a, b, c = (f"rl{x}_{RUN}" for x in "abc")
+    now = int(time.time() * 1000)
+    named = [a, a, a, b, b, c]
+    records = [
+        (
+            "cx.tickets",
+            f"{ch}-t{i}".encode(),
+            encode(event("ticket.created", now - 60_000, ch, ticket_id=f"{ch}-t{i}", queue=q)),
+        )
+        for i, q in enumerate(named)
+    ]
+    resolved = f"{ch}-t0"  # closed: no later event would move it
+    records.append(
+        (
+            "cx.tickets",
+            resolved.encode(),
+            encode(event("ticket.resolved", now - 30_000, ch, ticket_id=resolved)),
+        )
+    )
+
+    def tickets(worker: WorkerProcess, queue: str) -> tuple[int, int] | None:
+        """(tickets created, open now) in the queue over 24 h; None before its first snapshot."""
+        found = worker.scores(queue=queue, window="24h")
+        return (found[0]["volume"]["tickets"], found[0]["open_tickets"]) if found else None
+
+    first = start_worker(app_id, channel("probe"), STREAM_APP_QUEUES=f"{a},{b}")
+    run_sync(produce(bootstrap, records))
+    first.wait_until(lambda: tickets(first, a) == (3, 2), 60, "queue a's tickets counted")
+    first.settle()
+    first.stop()
+
+    second = start_worker(app_id, channel("probe"), STREAM_APP_QUEUES=f"{b},{c}")
+
+    def adds_up() -> bool:
+        queues = second.scores(by="queue", window="24h")
+        (everything,) = second.scores(channel="all", window="24h")
+        return all(
+            sum(s[field] if field == "open_tickets" else s["volume"]["tickets"] for s in queues)
+            == (everything[field] if field == "open_tickets" else everything["volume"]["tickets"])
+            for field in ("open_tickets", "tickets")
+        )
+
+    second.wait_until(lambda: tickets(second, c) == (1, 1), 60, "queue c's ticket moved from other")
+    second.wait_until(adds_up, 60, "the queues to add up to all")
+    assert tickets(second, b) == (2, 2)
+    with pytest.raises(urllib.error.HTTPError) as unlisted:
+        second.scores(queue=a, window="24h")
+    assert unlisted.value.code == 400

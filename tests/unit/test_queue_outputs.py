@@ -89,3 +89,18 @@ def test_a_queue_alert_names_its_queue_and_validates() -> None:
     assert message["queue"] == "billing" and "channel" not in message
     assert "on queue billing" in message["summary"]
     assert Schemas().error("alert", message) is None
+
+
+def test_board_queue_rows_name_their_queue() -> None:
+    """The wallboard feed (`/api/v1/stream?by=queue`): a queue row carries `queue` as
+    queue snapshots do elsewhere; channel rows carry none."""
+    from stream_app.wallboard import board
+
+    common = {"window": "1h", "windows": ("1h",), "now_ms": NOW, "data_at_ms": NOW, "timezone": "UTC"}
+    by_queue = board(_view().values(), [], channels=None, by="queue", queues=["billing"], **common)
+    rows = {s["channel"]: s for s in by_queue["scores"]}
+    assert set(rows) == {"all", "queue:billing"}
+    assert rows["queue:billing"]["queue"] == rows["queue:billing"]["label"] == "billing"
+    assert "queue" not in rows["all"]
+    by_channel = board(_view().values(), [], channels=None, **common)
+    assert all("queue" not in s for s in by_channel["scores"])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from stream_app.core.intake import Intake
 from stream_app.core.lifecycle import event_hash
-from stream_app.core.queues import OTHER, Queues, internal, public
+from stream_app.core.queues import OTHER, PREFIX, Queues, internal, public
 from stream_app.core.replay import Replay
 from stream_app.core.timeutil import parse_rfc3339_ms
 from stream_app.core.windows import Timeline
@@ -139,6 +139,46 @@ def test_a_queue_removed_from_the_list_hands_its_contacts_to_other_exactly() -> 
     assert snaps[("queue:tech", "1h")]["volume"]["tickets"] == 0
     assert snaps[("queue:tech", "1h")]["open_tickets"] == 0
     assert all(v >= 0 for s in snaps.values() for v in (s["volume"]["tickets"], s["open_tickets"]))
+
+
+#: Queue lists a deployment may restart with: another list, a shorter one, none (off).
+CONFIGS = st.sampled_from(
+    [
+        Queues(frozenset({"billing", "tech"})),
+        Queues(frozenset({"billing", "vip"})),
+        Queues(frozenset({"tech"})),
+        Queues(frozenset({"vip", "sales"})),
+        Queues(),
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.data(), CONFIGS, CONFIGS)
+def test_a_restart_with_another_queue_list_equals_counting_with_it_from_the_start(
+    records: Any, data: Any, before: Queues, after: Queues
+) -> None:
+    """STREAM_APP_QUEUES changed (or turned on or off) at a restart: every series
+    (channels, `all`, each queue and `other`) equals counting every event with the new
+    list from the start; a queue no longer listed is left empty."""
+    named = [(topic, {**ev, "queue": q} if (q := data.draw(NAMED)) else ev) for topic, ev in records]
+    shuffled = data.draw(st.permutations(named))
+    restart_at = data.draw(st.integers(0, len(shuffled)))
+    replay = Replay(_intake(before), NOW)
+    for topic, ev in shuffled[:restart_at]:
+        replay.feed(topic, encode(ev), NOW)
+    replay.snapshots(NOW)  # the old series counted and applied first
+    replay.restart(_intake(after), NOW)
+    for topic, ev in shuffled[restart_at:]:
+        replay.feed(topic, encode(ev), NOW)
+    got = {(s["channel"], s["window"]): _figures(s) for s in replay.snapshots(NOW)}
+    fresh = {k: _figures(v) for k, v in _snapshots(list(shuffled), after).items()}
+    assert {k: v for k, v in got.items() if v is not None} == {
+        k: v for k, v in fresh.items() if v is not None
+    }
+    for queue in [*sorted(before.names | {OTHER})] if before.enabled else []:
+        if PREFIX + queue not in after.all_series():
+            assert all(v is None for (series, _), v in got.items() if series == PREFIX + queue), queue
 
 
 def test_an_answer_naming_no_queue_is_counted_in_its_offer_s_queue() -> None:
