@@ -255,8 +255,8 @@ class CxService:
 
     def owned_snapshots(self) -> list[dict[str, Any]]:
         """The snapshots of the series this worker owns and reports (a queue since
-        removed from STREAM_APP_QUEUES keeps its stored figures, unreported, until its
-        contacts' next events move them to `other` or they age out)."""
+        removed from STREAM_APP_QUEUES is not reported; the intake moves its contacts
+        to `other` after a restart, `Intake.relabel_keys`)."""
         self.scoreboard.advance(now_ms())
         return [
             snap
