@@ -212,9 +212,11 @@ class Intake:
             now_live = live(state, self.rules)
             lifecycle.keep_live(state, now_live)
             after = [*facts(state, self.rules), *now_live]
-        queue_after = ""
-        if self.queues.enabled:  # stored: what its facts were counted under (see _reported_queue)
-            queue_after = state["ql"] = self.queues.label(lifecycle.queue_of(kind, state))
+        queue_after = self._wanted_queue(kind, state)
+        if queue_after:  # stored: what its facts are counted under (see _reported_queue)
+            state["ql"] = queue_after
+        else:  # counted in the plain channel series from now on (the dimension is off)
+            state.pop("ql", None)
         store[key] = state
         if queue_before == queue_after:
             delta = fact_delta(before, after)

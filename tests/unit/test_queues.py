@@ -168,9 +168,20 @@ def test_a_restart_with_another_queue_list_equals_counting_with_it_from_the_star
     for topic, ev in shuffled[:restart_at]:
         replay.feed(topic, encode(ev), NOW)
     replay.snapshots(NOW)  # the old series counted and applied first
-    replay.restart(_intake(after), NOW)
-    for topic, ev in shuffled[restart_at:]:
+    # The stage relabels in chunks: some contacts only after events reached them.
+    stored = [(kind, key) for kind, store in replay.stores.items() for key in store]
+    later = set(data.draw(st.lists(st.sampled_from(stored), unique=True)) if stored else [])
+    relabel_after = data.draw(st.integers(restart_at, len(shuffled)))
+    replay.intake = _intake(after)
+    for kind, store in replay.stores.items():
+        now_keys = [key for key in store if (kind, key) not in later]
+        replay.partials.add(replay.intake.relabel_keys(kind, store, now_keys, NOW))
+    for i, (topic, ev) in enumerate(shuffled[restart_at:], start=restart_at):
+        if i == relabel_after:
+            _relabel_later(replay, later)
         replay.feed(topic, encode(ev), NOW)
+    if relabel_after == len(shuffled):
+        _relabel_later(replay, later)
     got = {(s["channel"], s["window"]): _figures(s) for s in replay.snapshots(NOW)}
     fresh = {k: _figures(v) for k, v in _snapshots(list(shuffled), after).items()}
     assert {k: v for k, v in got.items() if v is not None} == {
@@ -179,6 +190,42 @@ def test_a_restart_with_another_queue_list_equals_counting_with_it_from_the_star
     for queue in [*sorted(before.names | {OTHER})] if before.enabled else []:
         if PREFIX + queue not in after.all_series():
             assert all(v is None for (series, _), v in got.items() if series == PREFIX + queue), queue
+
+
+def test_an_event_before_the_relabel_with_queues_turned_off_moves_the_contact_once() -> None:
+    """Queues on, then off: the ticket's next event comes before its relabel turn and
+    moves it to the plain channel series; its relabel turn and a later restart with
+    queues on again must not move it a second time (found by a review helper: the
+    stale label left a negative `queue:billing`)."""
+    from tests.factories import event
+
+    t0 = NOW - 30 * 60_000
+    events = [
+        event("ticket.created", t0, "email", ticket_id="t", queue="billing"),
+        event("ticket.agent_replied", t0 + 60_000, "email", ticket_id="t", agent_id="a1"),
+        event("ticket.customer_replied", t0 + 120_000, "email", ticket_id="t"),
+    ]
+    on, off = Queues(frozenset({"billing", "tech"})), Queues()
+    replay = Replay(_intake(on), NOW)
+    replay.feed("cx.tickets", encode(events[0]), NOW)
+    replay.snapshots(NOW)
+    replay.intake = _intake(off)  # restarted with queues off; the event comes first
+    replay.feed("cx.tickets", encode(events[1]), NOW)
+    replay.restart(_intake(off), NOW)  # its relabel turn
+    replay.feed("cx.tickets", encode(events[2]), NOW)
+    replay.restart(_intake(on), NOW)  # and on again
+    got = {(s["channel"], s["window"]): _figures(s) for s in replay.snapshots(NOW)}
+    fresh = {k: _figures(v) for k, v in _snapshots([("cx.tickets", ev) for ev in events], on).items()}
+    assert {k: v for k, v in got.items() if v is not None} == {
+        k: v for k, v in fresh.items() if v is not None
+    }
+
+
+def _relabel_later(replay: Replay, keys: set[tuple[str, str]]) -> None:
+    """The later chunks: contacts relabelled after some events were applied."""
+    for kind, store in replay.stores.items():
+        due = [key for key in store if (kind, key) in keys]
+        replay.partials.add(replay.intake.relabel_keys(kind, store, due, NOW))
 
 
 def test_an_answer_naming_no_queue_is_counted_in_its_offer_s_queue() -> None:
