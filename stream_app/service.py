@@ -95,8 +95,6 @@ class CxService:
         #: The queue series this deployment reports: others found in storage or on
         #: cx.metrics (a queue since removed from STREAM_APP_QUEUES) are not shown.
         self.reported_queues = frozenset(settings.queue_set.all_series())
-        #: The channel series this deployment reports (STREAM_APP_CHANNELS and `all`).
-        self.reported_channels = frozenset((*settings.channels, ALL))
         self.heartbeat_channels = (*settings.channels, ALL, *sorted(self.reported_queues))
         self.instruments = Instruments(
             self.owned_snapshots,
@@ -397,8 +395,6 @@ class CxService:
                     channel, _, window = record.key.decode(errors="replace").rpartition("/")
                     if is_queue(channel) and channel not in self.reported_queues:
                         continue  # a queue this deployment does not report (any more)
-                    if not is_queue(channel) and channel not in self.reported_channels:
-                        continue  # another deployment's channel on this broker (cx.metrics is shared)
                     self.global_view[(channel, window)] = (internal(value), as_of_ms)
                     self.global_records += 1
         finally:

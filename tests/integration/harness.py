@@ -65,7 +65,6 @@ TEST_CHANNELS = [
         "wb_queue",
         "wb_queue2",
         "relabel",
-        "outputs_ctl",
         "zendesk",
         "intercom",
         "connect_voice",
