@@ -191,8 +191,8 @@ class Intake:
         state = store.get(key) or {}
         queue_before = self._reported_queue(kind, state)
         roles_before = lifecycle.agents_of(kind, state) if self.agent_figures else {}
+        before = self._counted_facts(kind, state)
         if kind == "survey":
-            before = lifecycle.survey_facts(state)
             if event["event_type"] == "survey.offered":
                 if not lifecycle.apply_survey_offer(state, event, at_ms):
                     return DUPLICATE
@@ -206,17 +206,13 @@ class Intake:
             facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
             live = lifecycle.ticket_live if kind == "ticket" else lifecycle.chat_live
             fold = lifecycle.apply_ticket_event if kind == "ticket" else lifecycle.apply_chat_event
-            before = self._counted_facts(kind, state)
             if not fold(state, event, at_ms):
                 return DUPLICATE
             now_live = live(state, self.rules)
             lifecycle.keep_live(state, now_live)
             after = [*facts(state, self.rules), *now_live]
         queue_after = self._wanted_queue(kind, state)
-        if queue_after:  # stored: what its facts are counted under (see _reported_queue)
-            state["ql"] = queue_after
-        else:  # counted in the plain channel series from now on (the dimension is off)
-            state.pop("ql", None)
+        _store_label(state, queue_after)
         store[key] = state
         if queue_before == queue_after:
             delta = fact_delta(before, after)
@@ -290,10 +286,7 @@ class Intake:
                         agents.credited(kind, facts, roles, wanted),
                     )
                 )
-            if wanted:
-                state["ql"] = wanted
-            else:
-                state.pop("ql", None)
+            _store_label(state, wanted)
             store[key] = state
         return self._held(delta, now_ms)
 
@@ -347,6 +340,15 @@ class Intake:
         for key in gone:
             del store[key]
         return gone, retract, still_open
+
+
+def _store_label(state: State, label: str) -> None:
+    """Keep the label the contact's facts are counted under from now on (`ql`; none:
+    the plain channel series, the dimension is off)."""
+    if label:
+        state["ql"] = label
+    else:
+        state.pop("ql", None)
 
 
 def _in(facts: list[Fact], label: str) -> list[Fact]:
