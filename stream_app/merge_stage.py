@@ -44,6 +44,7 @@ from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
+from stream_app.core.live_queue import chunk_times
 from stream_app.core.partial_codec import decode_partial
 from stream_app.core.scoreboard import ChannelPartial, Scoreboard
 from stream_app.internal_topics import merge_group, partials_topic, table_changelog_topic
@@ -329,9 +330,9 @@ class MergeStage(RestartingStage):
         live = self.scoreboard.live
         for key, (channel, kind, chunk, partition, offset) in self.touched_live.items():
             queue = live.get(channel)
-            times = queue.between(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {}
-            self.scores.put(key, {"p": partition, "o": offset, "t": times}, partition)
-            if times:
+            stored = queue.chunk(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {"t": []}
+            self.scores.put(key, {"p": partition, "o": offset, **stored}, partition)
+            if stored["t"]:
                 self.emptied.pop(key, None)
             else:
                 self.emptied[key] = now
@@ -436,7 +437,7 @@ class MergeStage(RestartingStage):
             self.series_partition[channel] = int(value["p"])
             if suffix.startswith(LIVE_PREFIX):
                 kind = suffix.split("|")[1]
-                times = {int(t): int(n) for t, n in value["t"].items()}
+                times = chunk_times(value)
                 if times:
                     board.live_queue(channel).apply(kind, times)
                 else:

@@ -2,11 +2,11 @@
 reported per routing queue (or team), across channels.
 
 A queue is carried as a *series* next to the channels. In stage 1 each fact of a
-contact is counted once, in the series `<channel>\x1f<queue>` of its channel and
-queue (`in_queue`); `Partials.drain` rolls those up into the channel's series and
-into the series `queue:<name>` of the queue (as it rolls channels up into `all`), so
-merging a batch's aggregates replaces adding every fact twice. From there on the
-merge stage, windows, alert rules and the live queue treat a queue like a channel.
+contact is emitted once, in the series `<channel>\x1f<queue>` of its channel and
+queue (`in_queue`); `Partials.add` counts it in the channel's series and in the
+series `queue:<name>` of the queue (and `drain` rolls the channels up into `all`).
+From there on the merge stage, windows, alert rules and the live queue treat a
+queue like a channel.
 Queues outside the configured list (and contacts with no queue) are reported as
 `other`, so there are at most len(list) + 1 queue series whatever the input says
 (bounded label cardinality).
@@ -68,7 +68,7 @@ def queue_name(series: str) -> str:
 
 def in_queue(facts: Iterable[Fact], queue: str) -> list[Fact]:
     """Channel facts counted in their channel *and* `queue` (the reported label): the
-    series `<channel>\x1f<queue>`, which `Partials.drain` rolls up into both."""
+    series `<channel>\x1f<queue>`, which `Partials.add` counts in both."""
     return [(fact[0] + SEP + queue, *fact[1:]) for fact in facts]
 
 

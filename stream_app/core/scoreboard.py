@@ -81,50 +81,58 @@ class ChannelPartial:
 
 
 class Partials:
-    """Pre-aggregation: many events' facts become one partial per channel."""
+    """Pre-aggregation: many events' facts become one partial per series."""
 
     def __init__(self, timeline: Timeline) -> None:
         self.timeline = timeline
         self.channels: dict[str, ChannelPartial] = {}
+        #: fact series → the partials its facts are added to (reset by `drain`)
+        self._targets: dict[str, tuple[ChannelPartial, ...]] = {}
+
+    def _targets_of(self, series: str) -> tuple[ChannelPartial, ...]:
+        """A `<channel>\x1f<queue>` series (`queues.in_queue`) is counted in its channel
+        and in its queue; any other series in itself."""
+        parts = split(series) if not is_agent(series) else None
+        names = (series,) if parts is None else parts
+        channels = self.channels
+        found = []
+        for name in names:
+            partial = channels.get(name)
+            if partial is None:
+                partial = channels[name] = ChannelPartial()
+            found.append(partial)
+        targets = self._targets[series] = tuple(found)
+        return targets
 
     def add(self, delta: Iterable[tuple[Fact, int]]) -> None:
+        """Add signed facts. A fact of a queue is added to its channel and its queue
+        directly: at a few facts per (channel, queue) and batch, adding each twice
+        costs less than one partial per pair merged into both at `drain`."""
         bucket_of = self.timeline.bucket_of
+        targets_of = self._targets
         for fact, sign in delta:
-            channel, at_ms, kind = fact[0], fact[1], fact[2]
-            partial = self.channels.get(channel)
-            if partial is None:
-                partial = self.channels[channel] = ChannelPartial()
+            series, at_ms, kind = fact[0], fact[1], fact[2]
+            targets = targets_of.get(series)
+            if targets is None:
+                targets = self._targets_of(series)
             if kind in LIVE_KINDS:
-                partial.add_live(kind, at_ms, sign)
+                for partial in targets:
+                    partial.add_live(kind, at_ms, sign)
                 continue
             bucket = bucket_of(at_ms)
-            agg = partial.buckets.get(bucket)
-            if agg is None:
-                agg = partial.buckets[bucket] = Aggregate()
-            agg.add_fact(fact, sign)
+            for partial in targets:
+                agg = partial.buckets.get(bucket)
+                if agg is None:
+                    agg = partial.buckets[bucket] = Aggregate()
+                agg.add_fact(fact, sign)
 
     def drain(self) -> dict[str, ChannelPartial]:
-        """The non-empty partials by reported series: each `<channel>\x1f<queue>`
-        series (`queues.in_queue`) rolled up into its channel and its queue, and the
-        channels rolled up into `all`. Merging a batch's aggregates once per rollup
-        is cheaper than adding every fact to three series."""
-        drained = self.channels
+        """The non-empty partials by reported series: the channels (each with its
+        queues' facts), the queues `queue:<name>` (across channels), agents, and the
+        channels rolled up into `all`."""
+        ready = self.channels
         self.channels = {}
-        ready: dict[str, ChannelPartial] = {}
-        for series, partial in drained.items():
-            parts = split(series) if not is_agent(series) else None
-            if parts is None:
-                found = ready.get(series)
-                if found is None:
-                    ready[series] = partial
-                else:  # a channel's plain series next to its composite ones (a relabel)
-                    found.merge(partial)
-                continue
-            for target in parts:
-                found = ready.get(target)
-                if found is None:
-                    found = ready[target] = ChannelPartial()
-                found.merge(partial)
+        self._targets = {}
         rollup = ChannelPartial()
         for series, partial in ready.items():
             if not is_queue(series) and not is_agent(series):

@@ -75,7 +75,7 @@ def test_a_batch_writes_each_changed_record_once_with_its_newest_value_and_offse
     key, value = records[0]
     assert orjson.loads(key) == f"chat|live|open|{hour}"
     assert value is not None
-    assert orjson.loads(value) == {"p": 2, "o": 11, "t": {str(hour + 120_000): 1}}
+    assert orjson.loads(value) == {"p": 2, "o": 11, "t": [hour + 120_000]}
     assert folded.part(2).offsets == {tp: 12}
     # read again after a crash: nothing is applied twice
     again = stage._fold({tp: [_partial("chat", 10, opened), _partial("chat", 11, closed)]})
@@ -157,3 +157,29 @@ def test_a_restore_drops_the_records_of_buckets_past_retention() -> None:
     folded = stage._fold({tp: [_bucket_partial("mail", 6, stage.timeline.bucket_of(now_ms()), 1)]})
     records = dict(folded.part(2).tables[f"{stage.settings.app_id}-scores-changelog"])
     assert records[orjson.dumps(f"chat|{old}").decode()] is None
+
+
+def test_a_restore_reads_live_queue_chunks_in_either_stored_form() -> None:
+    """Chunks written before 2026-12 hold `{"<time>": count}`; later ones a list of
+    times and the counts that are not 1 (`LiveQueue.chunk`)."""
+    stage = _stage()
+    hour = now_ms() - now_ms() % merge_stage.LIVE_CHUNK_MS
+    stage.scores.put(f"chat|live|open|{hour}", {"p": 2, "o": 5, "t": {str(hour + 1): 2}}, 2)
+    stage.scores.put(f"chat|live|open|{hour - 3_600_000}", {"p": 2, "o": 6, "t": [hour - 5, hour - 4]}, 2)
+    stage.scores.put(
+        f"mail|live|open|{hour}", {"p": 2, "o": 7, "t": [hour + 9, hour + 10], "m": {str(hour + 10): 3}}, 2
+    )
+    stage.scores.take_changes()
+    stage.rebuild({2})
+    assert stage.scoreboard.figures("chat").open_tickets == 4
+    assert stage.scoreboard.figures("mail").open_tickets == 4
+    stage.restored = stage.generation
+    tp = TopicPartition(stage.topic, 2)
+    folded = stage._fold({tp: [_partial("chat", 8, {"open": {str(hour + 2): 1}})]})
+    records = dict(folded.part(2).tables[f"{stage.settings.app_id}-scores-changelog"])
+    assert orjson.loads(records[orjson.dumps(f"chat|live|open|{hour}").decode()] or b"null") == {
+        "p": 2,
+        "o": 8,
+        "t": [hour + 1, hour + 2],
+        "m": {str(hour + 1): 2},
+    }
