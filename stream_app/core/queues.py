@@ -7,6 +7,7 @@ queue (`in_queue`); `Partials.add` counts it in the channel's series and in the
 series `queue:<name>` of the queue (and `drain` rolls the channels up into `all`).
 From there on the merge stage, windows, alert rules and the live queue treat a
 queue like a channel.
+
 Queues outside the configured list (and contacts with no queue) are reported as
 `other`, so there are at most len(list) + 1 queue series whatever the input says
 (bounded label cardinality).

@@ -174,7 +174,7 @@ class Scoreboard:
     def apply(self, channel: str, partial: ChannelPartial) -> list[int]:
         """Fold a partial in; returns the buckets it actually changed (held ones)."""
         windows = self.channel(channel)
-        changed = [b for b, agg in partial.buckets.items() if windows.apply(b, agg)]
+        changed = windows.apply_all(partial.buckets)
         if partial.live:
             queue = self.live_queue(channel)
             for kind, deltas in partial.live.items():

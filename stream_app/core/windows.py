@@ -11,6 +11,7 @@ same as reading a 15 m one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -130,6 +131,39 @@ class ChannelWindows:
             if low <= bucket < high:
                 self._range(key).merge(delta)
         return True
+
+    def apply_all(self, deltas: Mapping[int, Aggregate]) -> list[int]:
+        """`apply` for a batch of buckets; returns those inside retention (changed).
+        The deltas of buckets that fall in the same ranges (windows and previous
+        windows) are summed first, so each range takes one merge per group rather
+        than one per bucket (a merge-stage batch holds a few buckets per series)."""
+        oldest = self.timeline.oldest_bucket(self.now_ms)
+        buckets, spans = self.buckets, self.spans.items()
+        groups: dict[tuple[tuple[str, bool], ...], list[Aggregate]] = {}
+        changed = []
+        for bucket, delta in deltas.items():
+            if bucket < oldest:
+                continue
+            target = buckets.get(bucket)
+            if target is None:
+                target = buckets[bucket] = Aggregate()
+            target.merge(delta)
+            if target.is_empty():
+                del buckets[bucket]
+            inside = tuple(key for key, (low, high) in spans if low <= bucket < high)
+            groups.setdefault(inside, []).append(delta)
+            changed.append(bucket)
+        for inside, group in groups.items():
+            if not inside:
+                continue
+            total = group[0]
+            if len(group) > 1:
+                total = total.copy()
+                for delta in group[1:]:
+                    total.merge(delta)
+            for key in inside:
+                self._range(key).merge(total)
+        return changed
 
     def advance(self, now_ms: int) -> list[int]:
         """Move the windows to `now_ms`; returns the buckets dropped by retention."""

@@ -106,3 +106,42 @@ def test_incremental_ranges_equal_a_sum_over_the_buckets(steps: list[tuple[str, 
         expected = sum(agg.get("tickets") for b, agg in windows.buckets.items() if low <= b < high)
         held = windows.previous[name] if is_previous else windows.window(name)
         assert held.get("tickets") == expected, (name, is_previous)
+
+
+def _delta(tickets: int, frt_ms: int) -> Aggregate:
+    agg = Aggregate()
+    agg.add_fact(("c", 0, "ticket_created", 0, 0), tickets)
+    agg.add_fact(("c", 0, "first_response", frt_ms, 1), 1)
+    return agg
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(
+            st.integers(0, 3 * 60),  # minutes the clock moves before the batch
+            st.dictionaries(
+                st.integers(-26 * 60, 5),
+                st.tuples(st.sampled_from([1, 2, -1]), st.integers(0, 10**7)),
+                max_size=8,
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_a_batch_applied_at_once_equals_its_buckets_applied_one_by_one(
+    batches: list[tuple[int, dict[int, tuple[int, int]]]],
+) -> None:
+    """`apply_all` sums the deltas of buckets in the same ranges before merging them."""
+    now = NOW
+    one_by_one, at_once = ChannelWindows(TL, now), ChannelWindows(TL, now)
+    for moved, deltas in batches:
+        now += moved * MINUTE_MS
+        one_by_one.advance(now)
+        at_once.advance(now)
+        batch = {TL.bucket_of(now + m * MINUTE_MS): _delta(*d) for m, d in deltas.items()}
+        expected = [b for b, agg in batch.items() if one_by_one.apply(b, agg)]
+        assert at_once.apply_all(batch) == expected
+    assert at_once.buckets == one_by_one.buckets
+    assert at_once.windows == one_by_one.windows
+    assert at_once.previous == one_by_one.previous
