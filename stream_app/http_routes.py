@@ -14,7 +14,7 @@ import faust
 import orjson
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from stream_app import http_auth
 from stream_app.core.queues import is_queue, queue_name
@@ -55,7 +55,7 @@ def register_routes(app: faust.App, service: CxService) -> None:
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            body = generate_latest(service.instruments.registry)
+            body = service.instruments.exposition()
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/api/v1/scores")

@@ -2,8 +2,6 @@
 
 from typing import Any
 
-from prometheus_client import generate_latest
-
 from stream_app.core.aggregate import Aggregate
 from stream_app.core.intake import Schemas
 from stream_app.core.measures import measure
@@ -46,7 +44,7 @@ def test_empty_window_values_are_null() -> None:
 
 def test_prometheus_series_absent_when_window_is_empty() -> None:
     snapshots = sample_snapshots()
-    text = generate_latest(Instruments(lambda: snapshots).registry).decode()
+    text = Instruments(lambda: snapshots).exposition().decode()
     assert 'cx_csat_ratio{channel="chat",window="15m"} 1.0' in text
     assert 'cx_nps_score{channel="chat",window="1h"} -100.0' in text
     assert 'cx_nps_score{channel="chat",window="15m"}' not in text  # the detractor is 20 min old
@@ -122,7 +120,7 @@ def test_ratios_are_exposed_at_full_precision() -> None:
     snapshots = replay.snapshots(NOW)
     email = next(s for s in snapshots if s["channel"] == "email" and s["window"] == "15m")
     assert email["fcr"]["value"] == 6 / 9
-    text = generate_latest(Instruments(lambda: snapshots).registry).decode()
+    text = Instruments(lambda: snapshots).exposition().decode()
     assert f'cx_fcr_ratio{{channel="email",window="15m"}} {6 / 9!r}' in text
 
 
@@ -130,7 +128,7 @@ def test_percentile_families_are_summaries_and_counters_have_no_created_series()
     snapshots = sample_snapshots()
     instruments = Instruments(lambda: snapshots, topics=["cx.tickets"])
     instruments.events.labels("cx.tickets", "accepted").inc()
-    text = generate_latest(instruments.registry).decode()
+    text = instruments.exposition().decode()
     for family in ("cx_first_response_seconds", "cx_resolution_seconds", "cx_chat_wait_seconds"):
         assert f"# TYPE {family} summary" in text
     assert "_created" not in text
@@ -195,7 +193,7 @@ def test_a_chat_the_bot_resolved_is_contained_not_abandoned_nor_an_fcr() -> None
     assert snap["fcr"] == {**snap["fcr"], "value": 1.0, "n": 1}  # only the agent's chat
     assert snap["chat_first_response_seconds"]["n"] == 1  # the agent chat's, not the bot chat's
     assert snap["chat_wait_seconds"]["n"] == 1
-    text = generate_latest(Instruments(lambda: [snap]).registry).decode()
+    text = Instruments(lambda: [snap]).exposition().decode()
     assert f'cx_contained_ratio{{channel="chat",window="15m"}} {1 / 3!r}' in text
 
 
@@ -220,7 +218,7 @@ def test_first_response_is_reported_per_kind_with_a_chat_target_in_seconds() -> 
     assert snap["first_response_seconds"]["n"] == 1 and snap["first_response_seconds"]["mean"] == 3600.0
     assert snap["sla"]["chat_first_response"]["value"] == 2 / 3
     assert snap["sla"]["first_response"]["value"] == 1.0  # 1 h < 2 h
-    text = generate_latest(Instruments(lambda: snapshots).registry).decode()
+    text = Instruments(lambda: snapshots).exposition().decode()
     assert (
         'cx_first_response_seconds_count{channel="chat",clock="calendar",kind="chat",window="15m"} 3.0'
         in text

@@ -5,7 +5,6 @@ of `channel`; `/api/v1/scores` gives queue snapshots only when asked."""
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
 
 from stream_app.core import alerts
 from stream_app.core.intake import Intake, Schemas
@@ -47,7 +46,7 @@ def test_queue_snapshots_validate_and_name_their_queue() -> None:
 
 def test_prometheus_queue_series_carry_queue_not_channel() -> None:
     snapshots = _snapshots()
-    samples = parse_samples(generate_latest(Instruments(lambda: snapshots).registry).decode())
+    samples = parse_samples(Instruments(lambda: snapshots).exposition().decode())
     assert samples['cx_csat_ratio{queue="billing",window="15m"}'] == 0.5
     assert samples['cx_csat_ratio{queue="other",window="15m"}'] == 0.0
     assert samples['cx_csat_ratio{channel="chat",window="15m"}'] == 0.5
