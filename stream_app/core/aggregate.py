@@ -57,6 +57,76 @@ _TIMED = {
     "chat_first_response": ("cfrt", "slacfr"),
     "resolution": ("res", "slares"),
 }
+#: Duration-only fact kinds → their counters and sketch.
+_DURATION_ONLY = {"first_response_business": "frtb", "resolution_business": "resb", "chat_wait": "wait"}
+#: What one fact adds (for sign +1): counter increments (name, amount; none zero), and
+#: the sketch it adds a value to with the value's sketch key (None, 0: none).
+Effect = tuple[tuple[tuple[str, int], ...], str | None, int]
+_PLAIN: dict[str, Effect] = {
+    "ticket_created": ((("tickets", 1),), None, 0),
+    "chat_started": ((("chats", 1),), None, 0),
+    "first_response_missed": ((("slafr_n", 1),), None, 0),  # closed unanswered after its target
+}
+
+
+def _duration(name: str, ms: int) -> list[tuple[str, int]]:
+    # Squares in whole seconds: enough for a variance, and bounded for JSON integers.
+    return [(f"{name}_n", 1), (f"{name}_sum", ms), (f"{name}_sq", round(ms / 1000) ** 2)]
+
+
+def effect_of(fact: Fact) -> Effect:
+    """What a fact adds to an aggregate; ValueError for a kind no state machine makes."""
+    _, _, kind, value, flag = fact
+    plain = _PLAIN.get(kind)
+    if plain is not None:
+        return plain
+    bumps: list[tuple[str, int]]
+    if kind in _TIMED:
+        durations, sla = _TIMED[kind]
+        bumps = _duration(durations, value)
+        bumps.append((f"{sla}_n", 1))
+        if flag:  # within the SLA (judged on the SLA clock)
+            bumps.append((f"{sla}_ok", flag))
+        return tuple(b for b in bumps if b[1]), durations, sketch.key_of(value)
+    if kind in _DURATION_ONLY:
+        name = _DURATION_ONLY[kind]
+        return tuple(b for b in _duration(name, value) if b[1]), name, sketch.key_of(value)
+    if kind == "csat":
+        bumps = [("csat_n", 1), ("surveys", 1)]
+        if csat_satisfied(value, flag):
+            bumps.append(("csat_ok", 1))
+    elif kind == "nps":
+        bumps = [("nps_n", 1), ("surveys", 1)]
+        cls = nps_class(value)
+        if cls:
+            bumps.append(("nps_pro" if cls > 0 else "nps_det", 1))
+    elif kind == "ces":
+        # the mean is on the 7-point scale: half points, 5-point answers rescaled
+        half = ces_half_points(value, flag)
+        bumps = [("ces_n", 1), ("ces_h", half), ("ces_hsq", half * half), ("surveys", 1)]
+        if ces_agrees(value, flag):
+            bumps.append(("ces_ok", 1))
+    elif kind == "chat_ended":  # flag: 0 answered, 1 abandoned, 2 contained (self-service)
+        bumps = [("end_n", 1)]
+        if flag == 1:
+            bumps.append(("aband", 1))
+        elif flag == 2:
+            bumps.append(("contn", 1))
+    elif kind in _FLAGGED:  # flag: answered within the threshold / survey answered / first contact
+        total, hits = _FLAGGED[kind]
+        bumps = [(total, 1)]
+        if flag:
+            bumps.append((hits, flag))
+    else:
+        raise ValueError(f"unknown fact kind {kind!r}")
+    return tuple((name, amount) for name, amount in bumps if amount), None, 0
+
+
+_FLAGGED = {
+    "service_level": ("svl_n", "svl_ok"),
+    "survey_offered": ("offer_n", "offer_resp"),
+    "resolved_contact": ("fcr_n", "fcr_ok"),
+}
 
 
 class Aggregate:
@@ -69,61 +139,31 @@ class Aggregate:
         self.sketches: dict[str, sketch.Counts] = {}
 
     def add_fact(self, fact: Fact, sign: int) -> None:
-        _, _, kind, value, flag = fact
-        if kind == "csat":
-            self._bump("csat_n", sign)
-            if csat_satisfied(value, flag):
-                self._bump("csat_ok", sign)
-            self._bump("surveys", sign)
-        elif kind == "nps":
-            self._bump("nps_n", sign)
-            cls = nps_class(value)
-            if cls:
-                self._bump("nps_pro" if cls > 0 else "nps_det", sign)
-            self._bump("surveys", sign)
-        elif kind == "ces":
-            self._bump("ces_n", sign)
-            # the mean is on the 7-point scale: half points, 5-point answers rescaled
-            half = ces_half_points(value, flag)
-            self._bump("ces_h", sign * half)
-            self._bump("ces_hsq", sign * half * half)
-            if ces_agrees(value, flag):
-                self._bump("ces_ok", sign)
-            self._bump("surveys", sign)
-        elif kind in _TIMED:
-            durations, sla = _TIMED[kind]
-            self._duration(durations, value, sign)
-            self._bump(f"{sla}_n", sign)
-            self._bump(f"{sla}_ok", sign * flag)
-        elif kind == "first_response_missed":  # closed unanswered after its target
-            self._bump("slafr_n", sign)
-        elif kind == "first_response_business":
-            self._duration("frtb", value, sign)
-        elif kind == "resolution_business":
-            self._duration("resb", value, sign)
-        elif kind == "chat_wait":
-            self._duration("wait", value, sign)
-        elif kind == "chat_ended":  # flag: 0 answered, 1 abandoned, 2 contained (self-service)
-            self._bump("end_n", sign)
-            if flag == 1:
-                self._bump("aband", sign)
-            elif flag == 2:
-                self._bump("contn", sign)
-        elif kind == "service_level":  # flag: answered within the threshold
-            self._bump("svl_n", sign)
-            self._bump("svl_ok", sign * flag)
-        elif kind == "survey_offered":  # flag: answered (so far)
-            self._bump("offer_n", sign)
-            self._bump("offer_resp", sign * flag)
-        elif kind == "resolved_contact":
-            self._bump("fcr_n", sign)
-            self._bump("fcr_ok", sign * flag)
-        elif kind == "ticket_created":
-            self._bump("tickets", sign)
-        elif kind == "chat_started":
-            self._bump("chats", sign)
-        else:  # pragma: no cover - facts are produced by our own state machines
-            raise ValueError(f"unknown fact kind {kind!r}")
+        """Add (sign 1) or retract (sign -1) one fact."""
+        self.add_effect(effect_of(fact), sign)
+
+    def add_effect(self, effect: Effect, sign: int) -> None:
+        """Add `sign` × what one fact adds (`effect_of`): a fact counted in several
+        series (its channel and its queue) is looked at once, not once per series."""
+        bumps, timed, key = effect
+        counts = self.counts
+        for name, amount in bumps:
+            merged = counts.get(name, 0) + sign * amount
+            if merged:
+                counts[name] = merged
+            else:
+                counts.pop(name, None)
+        if timed is not None:
+            held = self.sketches.get(timed)
+            if held is None:
+                held = self.sketches[timed] = {}
+            merged = held.get(key, 0) + sign
+            if merged:
+                held[key] = merged
+            else:
+                held.pop(key, None)
+                if not held:
+                    del self.sketches[timed]
 
     def _bump(self, name: str, amount: int) -> None:
         if not amount:
@@ -133,16 +173,6 @@ class Aggregate:
             self.counts[name] = merged
         else:
             del self.counts[name]
-
-    def _duration(self, name: str, ms: int, sign: int) -> None:
-        self._bump(f"{name}_n", sign)
-        self._bump(f"{name}_sum", sign * ms)
-        # Squares in whole seconds: enough for a variance, and bounded for JSON integers.
-        self._bump(f"{name}_sq", sign * round(ms / 1000) ** 2)
-        counts = self.sketches.setdefault(name, {})
-        sketch.add(counts, ms, sign)
-        if not counts:
-            del self.sketches[name]
 
     def merge(self, other: Aggregate, sign: int = 1) -> None:
         """Add `sign` × `other` (partials into windows, channels into rollups: the

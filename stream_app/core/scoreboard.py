@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream_app.core.agents import is_agent
-from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact
+from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, effect_of
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue, split
 from stream_app.core.snapshot import build_snapshot
@@ -60,10 +60,15 @@ class ChannelPartial:
             del self.live[kind]
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form, int keys kept (`core/partial_codec.py` writes and reads it)."""
+        """The JSON form, int keys kept (`core/partial_codec.py` writes and reads it).
+        It shares this partial's dicts (no copies: it is encoded at once)."""
         return {
-            "b": {b: agg.to_json() for b, agg in self.buckets.items() if not agg.is_empty()},
-            "l": {kind: dict(counts) for kind, counts in self.live.items() if counts},
+            "b": {
+                b: {"c": agg.counts, "s": agg.sketches}
+                for b, agg in self.buckets.items()
+                if not agg.is_empty()
+            },
+            "l": {kind: counts for kind, counts in self.live.items() if counts},
         }
 
     def is_empty(self) -> bool:
@@ -108,7 +113,7 @@ class Partials:
         """Add signed facts. A fact of a queue is added to its channel and its queue
         directly: at a few facts per (channel, queue) and batch, adding each twice
         costs less than one partial per pair merged into both at `drain`."""
-        bucket_of = self.timeline.bucket_of
+        bucket_ms = self.timeline.bucket_ms
         targets_of = self._targets
         for fact, sign in delta:
             series, at_ms, kind = fact[0], fact[1], fact[2]
@@ -119,12 +124,13 @@ class Partials:
                 for partial in targets:
                     partial.add_live(kind, at_ms, sign)
                 continue
-            bucket = bucket_of(at_ms)
+            bucket = at_ms - at_ms % bucket_ms  # Timeline.bucket_of, inlined (per fact)
+            effect = effect_of(fact)
             for partial in targets:
                 agg = partial.buckets.get(bucket)
                 if agg is None:
                     agg = partial.buckets[bucket] = Aggregate()
-                agg.add_fact(fact, sign)
+                agg.add_effect(effect, sign)
 
     def drain(self) -> dict[str, ChannelPartial]:
         """The non-empty partials by reported series: the channels (each with its
