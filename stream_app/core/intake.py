@@ -105,8 +105,8 @@ class Rejected:
 @dataclass
 class Accepted:
     """An applied event and the signed facts it changed (may be empty). With queues,
-    a channel fact's series is `<channel>\x1f<queue>` (`queues.in_queue`), rolled up
-    into both by `Partials.drain`."""
+    a channel fact's series is `<channel>\x1f<queue>` (`queues.in_queue`), which
+    `Partials.add` counts in both."""
 
     delta: list[tuple[Fact, int]] = field(default_factory=list)
 

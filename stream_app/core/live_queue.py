@@ -160,7 +160,10 @@ class LiveQueue:
         if not more or not times:
             return {"t": times}
         counts = self.times[kind]
-        odd = {t: counts[t] for t in more if low <= t < high}
+        if len(more) < len(times):  # the times held more than once are few (ms event times)
+            odd = {t: counts[t] for t in more if low <= t < high}
+        else:  # second-precision times: many are shared, look at this chunk's only
+            odd = {t: counts[t] for t in times if counts[t] != 1}
         return {"t": times, "m": odd} if odd else {"t": times}
 
 

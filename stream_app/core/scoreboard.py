@@ -1,8 +1,8 @@
 """Per-channel scores: partial aggregates in, window snapshots out.
 
 Stage one (per input partition) turns fact deltas into `Partials`, one per
-channel (and queue, rolled up from `<channel>\x1f<queue>` series) plus the `all`
-rollup; stage two (per series, one owner) folds them into a `Scoreboard`. The
+channel and per queue (a `<channel>\x1f<queue>` fact is counted in both) plus the
+`all` rollup; stage two (per series, one owner) folds them into a `Scoreboard`. The
 reference computation in tests uses the very same two classes without any broker.
 """
 
