@@ -150,8 +150,8 @@ class LiveQueue:
         chunk of time): `{"t": [distinct times, ascending], "m": {time: count}}`, `m`
         holding only the counts that are not 1. A slice of the sorted times, not a
         dict built key by key: the merge stage rewrites every chunk a batch touched,
-        ~1,000 times each under load (113 → ~10 µs per chunk, and orjson writes a
-        list of ints ~5x faster than an int-keyed object)."""
+        ~1,000 times each under load (958 times: built in 4 µs, was 113; encoded in
+        31 µs, was 54 as an int-keyed object)."""
         keys = self._keys.get(kind)
         if not keys:
             return {"t": []}
