@@ -237,7 +237,9 @@ function render(board) {
   document.getElementById("clock").textContent = timeOf(board.now_ms);
   document.getElementById("footer").textContent = view === "sla"
     ? `live queue now · SLA attainment over ${board.window}, open tickets past their target count as breached · times in ${board.timezone}`
-    : `window ${board.window} · trend ▲▼ against the previous ${board.window} · times in ${board.timezone}`;
+    : board.scores.some((s) => s.previous)
+      ? `window ${board.window} · trend ▲▼ against the previous ${board.window} · times in ${board.timezone}`
+      : `window ${board.window} · no trend: the ${board.window === "today" ? "day" : board.window} before lies beyond retention · times in ${board.timezone}`;
   refreshStatus();
 }
 

@@ -466,4 +466,11 @@ def test_queue_view_in_a_real_browser(browser: Any, start_worker: Any, bootstrap
         "tds => tds.filter(td => td.scrollWidth > td.clientWidth).map(td => td.dataset.metric)",
     )
     assert clipped == [], "figures that do not fit their cells"
+    assert "trend ▲▼ against the previous" in page.inner_text("#footer")
+    # 24h has no previous window within retention: no arrows, and the footer says why
+    page.goto(f"{queue_worker.url}/wallboard?by=queue&window=24h&queues={tech}")
+    page.wait_for_selector(f'tr[data-queue="{tech}"]', timeout=30_000)
+    time.sleep(1.5)
+    assert "no trend: the 24h before lies beyond retention" in page.inner_text("#footer")
+    assert page.query_selector("#rows .trend") is None
     assert errors == []
