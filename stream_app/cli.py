@@ -15,7 +15,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -173,95 +173,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cx-demo-"))
     broker = EmbeddedBroker(log_path=str(workdir / "broker.log"))
     print("starting the embedded Kafka-compatible broker (tansu)…")
+    # `kill`, `timeout`, `docker stop` (SIGTERM) and a closed terminal (SIGHUP) stop
+    # the demo as Ctrl-C does: with the worker and the broker (before, they were left
+    # running, the broker holding its port).
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
     broker.start()
-    web_port = args.web_port or int(os.environ.get("STREAM_APP_WEB_PORT", "0")) or 6066
-    if web_port == 6066 and not _port_free(web_port):
-        web_port = free_port()
-    env = {
-        **os.environ,
-        "STREAM_APP_BROKER": broker.url,
-        "STREAM_APP_WEB_PORT": str(web_port),
-        "STREAM_APP_DATA_DIR": str(workdir / "data"),
-    }
-    env.setdefault("STREAM_APP_QUEUES", ",".join(DEMO_QUEUES_REPORTED))
-    env.setdefault("STREAM_APP_AGENT_FIGURES", "on")
-    settings = config.load(env)
-    desk = [c for c in ("email", "portal") if c in settings.channels]
-    if not env.get("STREAM_APP_SCHEDULES") and desk:
-        env["STREAM_APP_SCHEDULES"] = str(_demo_schedules(workdir, settings.timezone, desk))
-        settings = config.load(env)
-    asyncio.run(ensure_topics(settings))
-    log = (workdir / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "stream_app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://localhost:{web_port}"
-    drop_start = int(time.time() * 1000) + args.drop_after * 1000
-    drop = Drop("chat", drop_start, drop_start + args.drop_for * 1000)
-    print(
-        f"\nCX stream demo is running (broker {broker.bootstrap}, logs in {workdir})\n"
-        f"  Wallboard           {url}/wallboard?window=15m\n"
-        f"  Prometheus metrics  {url}/metrics\n"
-        f"  JSON scores         {url}/api/v1/scores?window=15m\n"
-        f"  CSAT drop on chat   {time.strftime('%H:%M:%S', time.localtime(drop_start / 1000))}"
-        f" (+{args.drop_after}s) for {args.drop_for}s\n"
-        f"Ctrl-C stops everything.\n"
-    )
-
-    async def print_alerts() -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            "cx.alerts", bootstrap_servers=broker.bootstrap, group_id=None, isolation_level="read_committed"
-        )
-        await consumer.start()
-        try:
-            async for record in consumer:
-                alert = orjson.loads(record.value)
-                print(f"ALERT {alert['state'].upper()} [{alert['severity']}] {alert['summary']}", flush=True)
-        finally:
-            await consumer.stop()
-
-    async def run() -> None:
-        alerting = asyncio.create_task(print_alerts())
-        generating = asyncio.create_task(
-            produce(
-                broker.bootstrap,
-                args.rate,
-                None,
-                args.seed,
-                backfill_ms=args.backfill * 1000,
-                drop=drop,
-                channels=list(settings.channels),
-                timezone=settings.timezone,
-                intraday=DEMO_INTRADAY,
-                queues=DEMO_QUEUES,
-                offers=True,
-            )
-        )
-        while not generating.done():
-            await asyncio.sleep(10)
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker stopped; see {workdir / 'worker.log'}")
-            print(time.strftime("%H:%M:%S"), flush=True)
-            await asyncio.to_thread(_print_scores, url)
-        alerting.cancel()
-        await generating
-
+    worker: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
     try:
+        web_port = args.web_port or int(os.environ.get("STREAM_APP_WEB_PORT", "0")) or 6066
+        if web_port == 6066 and not _port_free(web_port):
+            web_port = free_port()
+        env = {
+            **os.environ,
+            "STREAM_APP_BROKER": broker.url,
+            "STREAM_APP_WEB_PORT": str(web_port),
+            "STREAM_APP_DATA_DIR": str(workdir / "data"),
+        }
+        env.setdefault("STREAM_APP_QUEUES", ",".join(DEMO_QUEUES_REPORTED))
+        env.setdefault("STREAM_APP_AGENT_FIGURES", "on")
+        settings = config.load(env)
+        desk = [c for c in ("email", "portal") if c in settings.channels]
+        if not env.get("STREAM_APP_SCHEDULES") and desk:
+            env["STREAM_APP_SCHEDULES"] = str(_demo_schedules(workdir, settings.timezone, desk))
+            settings = config.load(env)
+        asyncio.run(ensure_topics(settings))
+        log = (workdir / "worker.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream_app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://localhost:{web_port}"
+        drop_start = int(time.time() * 1000) + args.drop_after * 1000
+        drop = Drop("chat", drop_start, drop_start + args.drop_for * 1000)
+        print(
+            f"\nCX stream demo is running (broker {broker.bootstrap}, logs in {workdir})\n"
+            f"  Wallboard           {url}/wallboard?window=15m\n"
+            f"  Prometheus metrics  {url}/metrics\n"
+            f"  JSON scores         {url}/api/v1/scores?window=15m\n"
+            f"  CSAT drop on chat   {time.strftime('%H:%M:%S', time.localtime(drop_start / 1000))}"
+            f" (+{args.drop_after}s) for {args.drop_for}s\n"
+            f"Ctrl-C stops everything.\n"
+        )
+
+        async def print_alerts() -> None:
+            from aiokafka import AIOKafkaConsumer
+
+            consumer = AIOKafkaConsumer(
+                "cx.alerts",
+                bootstrap_servers=broker.bootstrap,
+                group_id=None,
+                isolation_level="read_committed",
+            )
+            await consumer.start()
+            try:
+                async for record in consumer:
+                    alert = orjson.loads(record.value)
+                    print(
+                        f"ALERT {alert['state'].upper()} [{alert['severity']}] {alert['summary']}", flush=True
+                    )
+            finally:
+                await consumer.stop()
+
+        async def run() -> None:
+            alerting = asyncio.create_task(print_alerts())
+            generating = asyncio.create_task(
+                produce(
+                    broker.bootstrap,
+                    args.rate,
+                    None,
+                    args.seed,
+                    backfill_ms=args.backfill * 1000,
+                    drop=drop,
+                    channels=list(settings.channels),
+                    timezone=settings.timezone,
+                    intraday=DEMO_INTRADAY,
+                    queues=DEMO_QUEUES,
+                    offers=True,
+                )
+            )
+            while not generating.done():
+                await asyncio.sleep(10)
+                if worker.poll() is not None:
+                    raise RuntimeError(f"the worker stopped; see {workdir / 'worker.log'}")
+                print(time.strftime("%H:%M:%S"), flush=True)
+                await asyncio.to_thread(_print_scores, url)
+            alerting.cancel()
+            await generating
+
         asyncio.run(run())
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
-        if worker.poll() is None:
+        if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:
                 worker.wait(20)
             except subprocess.TimeoutExpired:
                 worker.kill()
         broker.stop()
-        log.close()
+        if log is not None:
+            log.close()
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 #: The demo's arrivals: the generator's intraday curve with the night raised to 0.6 of
