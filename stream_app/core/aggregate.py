@@ -154,16 +154,7 @@ class Aggregate:
             else:
                 counts.pop(name, None)
         if timed is not None:
-            held = self.sketches.get(timed)
-            if held is None:
-                held = self.sketches[timed] = {}
-            merged = held.get(key, 0) + sign
-            if merged:
-                held[key] = merged
-            else:
-                held.pop(key, None)
-                if not held:
-                    del self.sketches[timed]
+            add_count(self.sketches, timed, key, sign)
 
     def _bump(self, name: str, amount: int) -> None:
         if not amount:
@@ -241,6 +232,21 @@ class Aggregate:
         agg.counts = {str(k): int(v) for k, v in raw.get("c", {}).items() if v}
         agg.sketches = {str(k): sketch.decode(v) for k, v in raw.get("s", {}).items() if v}
         return agg
+
+
+def add_count(table: dict[str, dict[int, int]], name: str, key: int, amount: int) -> None:
+    """Add a signed count at `table[name][key]` (a sketch key's count, a live-queue
+    time's): a count that reaches 0 is removed, and so is a name left with none."""
+    counts = table.get(name)
+    if counts is None:
+        counts = table[name] = {}
+    merged = counts.get(key, 0) + amount
+    if merged:
+        counts[key] = merged
+    else:
+        counts.pop(key, None)
+        if not counts:
+            del table[name]
 
 
 def encode_json(value: Any) -> bytes:

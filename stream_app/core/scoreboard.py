@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream_app.core.agents import is_agent
-from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, effect_of
+from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, add_count, effect_of
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue, split
 from stream_app.core.snapshot import build_snapshot
@@ -34,14 +34,7 @@ class ChannelPartial:
 
     def add_live(self, kind: str, at_ms: int, amount: int) -> None:
         """Add one time's count (stage 1's per-fact path; `merge_live` adds a dict of them)."""
-        counts = self.live.setdefault(kind, {})
-        merged = counts.get(at_ms, 0) + amount
-        if merged:
-            counts[at_ms] = merged
-        else:
-            del counts[at_ms]
-            if not counts:
-                del self.live[kind]
+        add_count(self.live, kind, at_ms, amount)
 
     def merge_live(self, kind: str, deltas: dict[int, int]) -> None:
         """Add live-queue deltas (time ms → count) of one kind."""
