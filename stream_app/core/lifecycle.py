@@ -93,9 +93,13 @@ def agents_of(kind: str, state: State) -> dict[str, str]:
 
 def queue_of(kind: str, state: State) -> str | None:
     """The contact's queue (SPEC §4 dimensions): named by its latest event that names
-    one; a survey response's by its counted version. None: no event named one."""
-    if kind == "survey":  # the counted version's queue, else the offer's (an answer often names none)
-        version = state.get("v")
+    one; a survey response's by its latest version that names one, else by its offer
+    (an answer often names none). None: no event named one."""
+    if kind == "survey":
+        named = state.get("qu")
+        if named:  # [time, event_id, queue] of the latest version naming a queue
+            return str(named[2])
+        version = state.get("v")  # states stored before "qu" was kept for surveys
         if version and len(version) > 6 and version[6] is not None:
             return str(version[6])
         offer = state.get("of")
@@ -433,6 +437,8 @@ def apply_survey_version(state: State, version: list[Any]) -> bool:
     current: list[Any] | None = state.get("v")
     if current is None or version[:2] > current[:2]:
         state["v"] = version
+    if version[6] is not None:  # a re-rating that names no queue leaves the response where it was
+        state["qu"] = _latest(state.get("qu"), [version[0], version[1], version[6]])
     return True
 
 

@@ -15,7 +15,8 @@ Queues outside the configured list (and contacts with no queue) are reported as
 Which queue a contact is in: the `queue` of its latest event that names one (by
 `occurred_at`, ties to the greater hash of the event id: order-free), so a ticket moved to
 another queue is reported in the queue that has it now, and its figures move with
-it. A survey response is in the queue its counted version names, else its offer's.
+it. A survey response is in the queue its latest version naming one names (a re-rating
+without `queue` leaves it there), else its offer's.
 
 Outside the core, snapshots of a queue series are shown as `{"queue": <name>, ...}`
 without `channel` (JSON, `cx.metrics`) and Prometheus series carry a `queue` label

@@ -45,13 +45,14 @@ def _snapshots(records: list[tuple[str, dict[str, Any]]], queues: Queues, restar
 
 def _queue_of_contact(events: list[tuple[str, dict[str, Any]]]) -> str:
     """The reported queue: the latest event naming one (time, then event-id hash;
-    a survey: its counted version, latest time then greatest event id)."""
+    a survey: its latest answer naming one, latest time then greatest event id)."""
     if events[0][0] == "cx.surveys":
-        answers = [ev for _, ev in events if ev["event_type"] == "survey.submitted"]
-        if answers:  # the counted version: latest time, then greatest event id
+        answers = [
+            ev for _, ev in events if ev["event_type"] == "survey.submitted" and ev.get("queue") is not None
+        ]
+        if answers:  # latest time, then greatest event id
             latest = max(answers, key=lambda ev: (parse_rfc3339_ms(ev["occurred_at"]), ev["event_id"]))
-            if latest.get("queue") is not None:
-                return QUEUES.label(latest["queue"])
+            return QUEUES.label(latest["queue"])
         # no answer naming a queue: the earliest offer's (time, then event-id hash)
         offers = [ev for _, ev in events if ev["event_type"] == "survey.offered"]
         if not offers:
@@ -239,6 +240,27 @@ def test_an_answer_naming_no_queue_is_counted_in_its_offer_s_queue() -> None:
     assert snaps[("queue:tech", "1h")]["csat"]["n"] == 1
     assert snaps[("queue:tech", "1h")]["response_rate"]["value"] == 1.0
     assert ("queue:other", "1h") not in snaps or snaps[("queue:other", "1h")]["csat"]["n"] == 0
+
+
+def test_a_re_rating_naming_no_queue_leaves_the_response_in_its_queue() -> None:
+    """A new-user helper's case: the first answer names billing, a re-rating five
+    minutes later names none; the response stays in billing (as a contact stays in
+    the queue its latest event naming one gave it), whatever the arrival order."""
+    from tests.factories import survey
+
+    first = survey("csat", 5, NOW - 10 * 60_000, "email", response_id="r9", queue="billing")
+    again = survey("csat", 4, NOW - 5 * 60_000, "email", response_id="r9")
+    for order in ([first, again], [again, first]):
+        replay = Replay(_intake(QUEUES), NOW)
+        for ev in order:
+            replay.feed("cx.surveys", encode(ev), NOW)
+        snaps = {(s["channel"], s["window"]): s for s in replay.snapshots(NOW)}
+        assert snaps[("queue:billing", "15m")]["csat"] == snaps[("email", "15m")]["csat"]
+        assert (
+            snaps[("queue:billing", "15m")]["csat"]["n"] == 1
+            and snaps[("queue:billing", "15m")]["csat"]["value"] == 1.0
+        )
+        assert ("queue:other", "15m") not in snaps or snaps[("queue:other", "15m")]["csat"]["n"] == 0
 
 
 def test_no_queue_series_exist_while_the_dimension_is_off() -> None:
