@@ -23,7 +23,7 @@ from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.queues import OTHER, Queues
 from stream_app.core.rules import Rule, RuleError, load_rules
 from stream_app.core.service_level import DEFAULT_SHORT_ABANDON_MS, ServiceLevel, parse_service_level
-from stream_app.core.sla import PRESETS, PRIORITIES, TARGETS, SlaTargets
+from stream_app.core.sla import PRESETS, PRIORITIES, QUEUE_KEY, TARGETS, SlaTargets
 from stream_app.core.timeutil import parse_duration_ms
 from stream_app.core.windows import TODAY, Timeline, WindowSpec
 from stream_app.kafka.capabilities import KAFKA, BrokerCapabilities
@@ -292,12 +292,13 @@ def _preset(raw: str) -> str:
 
 
 def _sla_overrides(raw: str) -> dict[tuple[str, str, str], int]:
-    """`chat.first_response=5m;email/urgent.resolution=4h;*/high.first_response=1h`."""
+    """`chat.first_response=5m;email/urgent.resolution=4h;*/high.first_response=1h;
+    queue:billing.first_response=1h` (a queue: its raw name, without `/ . = ; ,`)."""
     result: dict[tuple[str, str, str], int] = {}
     for item in re.split(r"[;,]", raw):
         if not item.strip():
             continue
-        match = re.match(r"^\s*([a-z0-9_*]+)(?:/([a-z*]+))?\.([a-z_]+)\s*=\s*(\S+)\s*$", item)
+        match = re.match(r"^\s*(queue:[^/.=\s]+|[a-z0-9_*]+)(?:/([a-z*]+))?\.([a-z_]+)\s*=\s*(\S+)\s*$", item)
         if not match:
             raise ValueError(f"bad item {item!r}")
         channel, priority, target, duration = match.groups()
@@ -479,7 +480,7 @@ def load_schedules(path: str, channels: tuple[str, ...]) -> Schedules:
 def _check_override_channels(settings: Settings) -> None:
     """An SLA override for a channel that is not configured would never apply: a typo."""
     for channel, priority, target in settings.sla_overrides:
-        if channel != "*" and channel not in settings.channels:
+        if channel != "*" and not channel.startswith(QUEUE_KEY) and channel not in settings.channels:
             item = f"{channel}{'' if priority == '*' else '/' + priority}.{target}"
             raise ConfigError(
                 f"{PREFIX}SLA_OVERRIDES: {item} names unknown channel {channel!r}"

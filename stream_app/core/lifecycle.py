@@ -235,25 +235,26 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     if created:
         t0, priority = created[0], created[3]
         calendar = _calendar(state, rules, channel)
+        queue = queue_of("ticket", state)  # a queue's SLA target follows the ticket
         flat: list[int] = state.get("rp", [])
         replies = flat[0::2]
         resolved = state.get("rs")
         facts.append((channel, t0, "ticket_created", 0, 0))
         if replies:
             business = elapsed_ms(calendar, t0, replies[0])
-            ok = business <= rules.sla.target_ms("first_response", channel, priority)
+            ok = business <= rules.sla.target_ms("first_response", channel, priority, queue)
             facts.append((channel, replies[0], "first_response", max(0, replies[0] - t0), int(ok)))
             facts.append((channel, replies[0], "first_response_business", business, 0))
         elif resolved:
             # Closed with no reply after its first-response target passed: the target
             # was missed (when it passed), and closing the ticket does not undo that.
-            due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority))
+            due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority, queue))
             if due is not None and due <= resolved[0]:
                 facts.append((channel, due, "first_response_missed", 0, 0))
         if resolved:
             first_resolved = resolved[0]
             business = elapsed_ms(calendar, t0, first_resolved, pauses(state))
-            ok = business <= rules.sla.target_ms("resolution", channel, priority)
+            ok = business <= rules.sla.target_ms("resolution", channel, priority, queue)
             facts.append((channel, first_resolved, "resolution", max(0, first_resolved - t0), int(ok)))
             facts.append((channel, first_resolved, "resolution_business", business, 0))
             agent_replies_before = sum(1 for t in replies if t <= first_resolved)
@@ -283,13 +284,14 @@ def ticket_live(state: State, rules: LifecycleRules) -> list[Fact]:
         return [(channel, int(state["f"][0]), "open", 0, 0)]
     t0, priority = created[0], created[3]
     calendar = _calendar(state, rules, channel)
+    queue = queue_of("ticket", state)
     live: list[Fact] = [(channel, t0, "open", 0, 0)]
     if not state.get("rp"):
-        due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority))
+        due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority, queue))
         if due is not None:
             live.append((channel, due, "first_response_due", 0, 0))
     if not state.get("rs"):
-        target = rules.sla.target_ms("resolution", channel, priority)
+        target = rules.sla.target_ms("resolution", channel, priority, queue)
         due = deadline_ms(calendar, t0, target, pauses(state))
         if due is not None:
             live.append((channel, due, "resolution_due", 0, 0))
@@ -342,7 +344,7 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     facts: list[Fact] = [(channel, t0, "chat_started", 0, 0)]
     if agent_message is not None:
         ms = max(0, agent_message - t0)
-        ok = ms <= rules.sla.target_ms("chat_first_response", channel, "normal")
+        ok = ms <= rules.sla.target_ms("chat_first_response", channel, "normal", queue_of("chat", state))
         facts.append((channel, agent_message, "chat_first_response", ms, int(ok)))
     if agent_in is not None:
         wait = max(0, agent_in - t0)

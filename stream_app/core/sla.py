@@ -1,4 +1,4 @@
-"""SLA targets (SPEC §5, seed 002): presets, overridable per channel and priority."""
+"""SLA targets (SPEC §5, seed 002): presets, overridable per channel, queue and priority."""
 
 from __future__ import annotations
 
@@ -20,17 +20,33 @@ CHAT_FIRST_RESPONSE_MS = 60_000
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
+#: An override's key for a queue (a raw `queue` value, listed in STREAM_APP_QUEUES or not).
+QUEUE_KEY = "queue:"
+
+
 @dataclass(frozen=True)
 class SlaTargets:
-    """Targets from a preset, with overrides keyed (channel|"*", priority|"*", target).
+    """Targets from a preset, with overrides keyed (channel|"queue:<name>"|"*",
+    priority|"*", target).
 
-    The most specific override wins: channel and priority, then channel, then
-    priority, then `*` (every channel, every priority), then the preset."""
+    The most specific override wins: the contact's queue and priority, its queue,
+    its channel and priority, its channel, then `*` and priority, then `*` (every
+    channel, every priority), then the preset. A queue's target is a team's
+    agreement, so it comes before the channel's.
+    """
 
     preset: str = "it_services"
     overrides: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
-    def target_ms(self, target: str, channel: str, priority: str) -> int:
+    def target_ms(self, target: str, channel: str, priority: str, queue: str | None = None) -> int:
+        """The target in ms for a contact of `channel` and `priority` in `queue` (the
+        queue it is in now, None: none named)."""
+        if queue is not None and self.overrides:
+            named = QUEUE_KEY + queue
+            for key in ((named, priority), (named, "*")):
+                found = self.overrides.get((*key, target))
+                if found is not None:
+                    return found
         for key in ((channel, priority), (channel, "*"), ("*", priority), ("*", "*")):
             found = self.overrides.get((*key, target))
             if found is not None:

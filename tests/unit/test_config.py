@@ -167,6 +167,23 @@ def test_an_sla_override_for_every_channel_applies_to_every_channel() -> None:
     assert targets.target_ms("first_response", "chat", "normal") == 300_000
 
 
+def test_an_sla_override_for_a_queue_comes_before_the_channel_s() -> None:
+    """SPEC §5: targets overridable per channel, queue and priority."""
+    items = "email.first_response=3h;queue:billing.first_response=1h;queue:billing/urgent.first_response=10m"
+    targets = config.load({"STREAM_APP_SLA_OVERRIDES": items}).lifecycle_rules().sla
+    assert targets.target_ms("first_response", "email", "normal", "billing") == 3_600_000
+    assert targets.target_ms("first_response", "email", "urgent", "billing") == 600_000
+    assert targets.target_ms("first_response", "email", "normal", "tech") == 3 * 3_600_000
+    assert targets.target_ms("first_response", "email", "normal") == 3 * 3_600_000  # no queue named
+    assert targets.target_ms("resolution", "email", "normal", "billing") == 8 * 3_600_000  # preset
+    # any raw queue name (listed in STREAM_APP_QUEUES or not) but the separators
+    odd = config.load({"STREAM_APP_SLA_OVERRIDES": "queue:請求-eu.resolution=2h"}).lifecycle_rules().sla
+    assert odd.target_ms("resolution", "chat", "low", "請求-eu") == 2 * 3_600_000
+    for bad in ("queue:.first_response=1h", "queue:a.b.first_response=1h"):
+        with pytest.raises(ConfigError, match=r"^STREAM_APP_SLA_OVERRIDES"):
+            config.load({"STREAM_APP_SLA_OVERRIDES": bad})
+
+
 @pytest.mark.parametrize("item", ["chta.first_response=5m", "chta/urgent.resolution=1h"])
 def test_an_sla_override_for_an_unknown_channel_is_one_line_naming_it(item: str) -> None:
     with pytest.raises(ConfigError) as raised:

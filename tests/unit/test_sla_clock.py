@@ -186,3 +186,24 @@ def test_a_ticket_closed_unanswered_after_its_target_stays_a_missed_first_respon
     tk(quick, "ticket.created", t0, now, tid="t2")
     tk(quick, "ticket.resolved", t0 + HOUR_MS, now, tid="t2")
     assert snap(quick, now)["sla"]["first_response"]["n"] == 0
+
+
+def test_a_queue_s_first_response_target_follows_the_ticket() -> None:
+    """SPEC §5 targets per queue: billing answers within 1 h, everyone else within
+    the preset's 2 h. A ticket's target is its queue's now (it moves with it)."""
+    rules = LifecycleRules(sla=SlaTargets(overrides={("queue:billing", "*", "first_response"): HOUR_MS}))
+    now = berlin("2026-11-30T12:00")
+    replay = replay_of(rules, now)
+    tk(replay, "ticket.created", now - 90 * MINUTE_MS, now, "t1", queue="billing")
+    tk(replay, "ticket.created", now - 90 * MINUTE_MS, now, "t2", queue="tech")
+    tk(replay, "ticket.created", now - 100 * MINUTE_MS, now, "t3", queue="billing")
+    tk(replay, "ticket.agent_replied", now - 30 * MINUTE_MS, now, "t3")  # after 70 min: late for billing
+    tk(replay, "ticket.created", now - 100 * MINUTE_MS, now, "t4", queue="tech")
+    tk(replay, "ticket.agent_replied", now - 30 * MINUTE_MS, now, "t4")  # after 70 min: in time for tech
+    shown = snap(replay, now)
+    assert shown["live"]["breaching"]["first_response"] == 1  # t1: past billing's hour
+    assert shown["sla_closed"]["first_response"]["n"] == 2
+    assert shown["sla_closed"]["first_response"]["value"] == 0.5  # t3 late, t4 in time
+    # t1 moves to tech: its target is tech's 2 h now, so it is not breaching yet
+    tk(replay, "ticket.customer_replied", now - 5 * MINUTE_MS, now, "t1", queue="tech")
+    assert snap(replay, now)["live"]["breaching"]["first_response"] == 0
