@@ -209,9 +209,14 @@ def pauses(state: State) -> list[tuple[int, int | None]]:
 
 
 def _calendar(state: State, rules: LifecycleRules, channel: str) -> Calendar | None:
-    created = state.get("cr")
-    queue = created[4] if created and len(created) > 4 else None
-    return rules.schedules.calendar_for(channel, queue)
+    return rules.schedules.calendar_for(channel, _created_queue(state.get("cr")))
+
+
+def _created_queue(created: list[Any] | None) -> str | None:
+    """The queue a ticket's creation named: its SLA calendar's and its SLA targets'
+    (SPEC §5). Fixed when the ticket comes in, so a later move neither re-judges a
+    reply or resolution already counted nor mixes two queues' terms in one ticket."""
+    return str(created[4]) if created and len(created) > 4 and created[4] is not None else None
 
 
 def ticket_is_open(state: State) -> bool:
@@ -235,7 +240,7 @@ def ticket_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     if created:
         t0, priority = created[0], created[3]
         calendar = _calendar(state, rules, channel)
-        queue = queue_of("ticket", state)  # a queue's SLA target follows the ticket
+        queue = _created_queue(created)
         flat: list[int] = state.get("rp", [])
         replies = flat[0::2]
         resolved = state.get("rs")
@@ -284,7 +289,7 @@ def ticket_live(state: State, rules: LifecycleRules) -> list[Fact]:
         return [(channel, int(state["f"][0]), "open", 0, 0)]
     t0, priority = created[0], created[3]
     calendar = _calendar(state, rules, channel)
-    queue = queue_of("ticket", state)
+    queue = _created_queue(created)
     live: list[Fact] = [(channel, t0, "open", 0, 0)]
     if not state.get("rp"):
         due = deadline_ms(calendar, t0, rules.sla.target_ms("first_response", channel, priority, queue))
@@ -312,7 +317,7 @@ def apply_chat_event(state: State, event: dict[str, Any], at_ms: int) -> bool:
         return False
     kind = event["event_type"]
     if kind == "chat.started":
-        _started(state, "st", [at_ms, digest, event["channel"]])
+        _started(state, "st", [at_ms, digest, event["channel"], event.get("queue")])
     elif kind == "chat.agent_joined":
         state["jn"] = _min(state.get("jn"), at_ms)
         if event.get("agent_id"):  # the first agent (answered it) and the one who has it now
@@ -344,7 +349,8 @@ def chat_facts(state: State, rules: LifecycleRules) -> list[Fact]:
     facts: list[Fact] = [(channel, t0, "chat_started", 0, 0)]
     if agent_message is not None:
         ms = max(0, agent_message - t0)
-        ok = ms <= rules.sla.target_ms("chat_first_response", channel, "normal", queue_of("chat", state))
+        queue = started[3] if len(started) > 3 else None  # the queue chat.started named
+        ok = ms <= rules.sla.target_ms("chat_first_response", channel, "normal", queue)
         facts.append((channel, agent_message, "chat_first_response", ms, int(ok)))
     if agent_in is not None:
         wait = max(0, agent_in - t0)
@@ -437,6 +443,8 @@ def apply_survey_version(state: State, version: list[Any]) -> bool:
     if _first_sight(state, version[1], version[0]) is None:
         return False
     current: list[Any] | None = state.get("v")
+    if "qu" not in state and current is not None and len(current) > 6 and current[6] is not None:
+        state["qu"] = [current[0], current[1], current[6]]  # a state stored before "qu" was kept
     if current is None or version[:2] > current[:2]:
         state["v"] = version
     if version[6] is not None:  # a re-rating that names no queue leaves the response where it was

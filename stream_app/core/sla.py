@@ -39,8 +39,8 @@ class SlaTargets:
     overrides: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def target_ms(self, target: str, channel: str, priority: str, queue: str | None = None) -> int:
-        """The target in ms for a contact of `channel` and `priority` in `queue` (the
-        queue it is in now, None: none named)."""
+        """The target in ms for a contact of `channel` and `priority` created in `queue`
+        (None: its creation named none)."""
         if queue is not None and self.overrides:
             named = QUEUE_KEY + queue
             for key in ((named, priority), (named, "*")):

@@ -263,6 +263,24 @@ def test_a_re_rating_naming_no_queue_leaves_the_response_in_its_queue() -> None:
         assert ("queue:other", "15m") not in snaps or snaps[("queue:other", "15m")]["csat"]["n"] == 0
 
 
+def test_a_survey_stored_before_its_queue_was_kept_keeps_its_queue() -> None:
+    """A survey state written before "qu" was kept (the counted version names
+    billing): a later re-rating naming no queue leaves it in billing."""
+    from tests.factories import survey
+
+    replay = Replay(_intake(QUEUES), NOW)
+    replay.feed(
+        "cx.surveys",
+        encode(survey("csat", 5, NOW - 10 * 60_000, "email", response_id="r9", queue="billing")),
+        NOW,
+    )
+    for state in replay.stores["survey"].values():
+        state.pop("qu")  # as an older version stored it
+    replay.feed("cx.surveys", encode(survey("csat", 4, NOW - 5 * 60_000, "email", response_id="r9")), NOW)
+    snaps = {(s["channel"], s["window"]): s for s in replay.snapshots(NOW)}
+    assert snaps[("queue:billing", "15m")]["csat"]["n"] == 1
+
+
 def test_no_queue_series_exist_while_the_dimension_is_off() -> None:
     assert Queues().all_series() == []
     assert QUEUES.all_series() == ["queue:billing", "queue:other", "queue:tech"]

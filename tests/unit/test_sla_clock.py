@@ -188,9 +188,11 @@ def test_a_ticket_closed_unanswered_after_its_target_stays_a_missed_first_respon
     assert snap(quick, now)["sla"]["first_response"]["n"] == 0
 
 
-def test_a_queue_s_first_response_target_follows_the_ticket() -> None:
+def test_a_queue_s_first_response_target_is_the_one_its_creation_named() -> None:
     """SPEC §5 targets per queue: billing answers within 1 h, everyone else within
-    the preset's 2 h. A ticket's target is its queue's now (it moves with it)."""
+    the preset's 2 h. A ticket keeps the target of the queue its creation named (as
+    its calendar): a later move neither re-judges a reply already counted nor changes
+    a breach that is running."""
     rules = LifecycleRules(sla=SlaTargets(overrides={("queue:billing", "*", "first_response"): HOUR_MS}))
     now = berlin("2026-11-30T12:00")
     replay = replay_of(rules, now)
@@ -204,6 +206,9 @@ def test_a_queue_s_first_response_target_follows_the_ticket() -> None:
     assert shown["live"]["breaching"]["first_response"] == 1  # t1: past billing's hour
     assert shown["sla_closed"]["first_response"]["n"] == 2
     assert shown["sla_closed"]["first_response"]["value"] == 0.5  # t3 late, t4 in time
-    # t1 moves to tech: its target is tech's 2 h now, so it is not breaching yet
+    # moves afterwards change neither: t1 to tech, t4 (answered in time for tech) to billing
     tk(replay, "ticket.customer_replied", now - 5 * MINUTE_MS, now, "t1", queue="tech")
-    assert snap(replay, now)["live"]["breaching"]["first_response"] == 0
+    tk(replay, "ticket.customer_replied", now - 5 * MINUTE_MS, now, "t4", queue="billing")
+    after = snap(replay, now)
+    assert after["live"]["breaching"]["first_response"] == 1
+    assert after["sla_closed"]["first_response"]["value"] == 0.5
