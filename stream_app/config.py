@@ -293,12 +293,14 @@ def _preset(raw: str) -> str:
 
 def _sla_overrides(raw: str) -> dict[tuple[str, str, str], int]:
     """`chat.first_response=5m;email/urgent.resolution=4h;*/high.first_response=1h;
-    queue:billing.first_response=1h` (a queue: its raw name, without `/ . = ; ,`)."""
+    queue:billing.first_response=1h` (a queue: its raw name, without `/ . = ; , *`)."""
     result: dict[tuple[str, str, str], int] = {}
     for item in re.split(r"[;,]", raw):
         if not item.strip():
             continue
-        match = re.match(r"^\s*(queue:[^/.=\s]+|[a-z0-9_*]+)(?:/([a-z*]+))?\.([a-z_]+)\s*=\s*(\S+)\s*$", item)
+        match = re.match(
+            r"^\s*(queue:[^/.=*\s]+|[a-z0-9_*]+)(?:/([a-z*]+))?\.([a-z_]+)\s*=\s*(\S+)\s*$", item
+        )
         if not match:
             raise ValueError(f"bad item {item!r}")
         channel, priority, target, duration = match.groups()
@@ -405,7 +407,11 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         "partitions": ("PARTITIONS", _int_range(1, 1024), "an integer 1-1024"),
         "rules": ("RULES", _rules_path, "path to an existing rules file"),
         "sla_preset": ("SLA_PRESET", _preset, "one of " + ", ".join(PRESETS)),
-        "sla_overrides": ("SLA_OVERRIDES", _sla_overrides, "items like chat/urgent.first_response=5m"),
+        "sla_overrides": (
+            "SLA_OVERRIDES",
+            _sla_overrides,
+            "items like chat/urgent.first_response=5m or queue:billing.resolution=4h",
+        ),
         "app_id": ("APP_ID", str, "a Kafka group id"),
         "data_dir": ("DATA_DIR", str, "a directory"),
         "log_level": ("LOG_LEVEL", _log_level, "debug, info, warning or error"),

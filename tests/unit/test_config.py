@@ -179,7 +179,7 @@ def test_an_sla_override_for_a_queue_comes_before_the_channel_s() -> None:
     # any raw queue name (listed in STREAM_APP_QUEUES or not) but the separators
     odd = config.load({"STREAM_APP_SLA_OVERRIDES": "queue:請求-eu.resolution=2h"}).lifecycle_rules().sla
     assert odd.target_ms("resolution", "chat", "low", "請求-eu") == 2 * 3_600_000
-    for bad in ("queue:.first_response=1h", "queue:a.b.first_response=1h"):
+    for bad in ("queue:.first_response=1h", "queue:a.b.first_response=1h", "queue:*.first_response=1h"):
         with pytest.raises(ConfigError, match=r"^STREAM_APP_SLA_OVERRIDES"):
             config.load({"STREAM_APP_SLA_OVERRIDES": bad})
 
