@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from stream_app.core import sketch
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, add_count, effect_of
 from stream_app.core.live_queue import LiveFigures, LiveQueue
@@ -43,12 +44,7 @@ class ChannelPartial:
             if deltas:
                 self.live[kind] = dict(deltas)
             return
-        for at_ms, amount in deltas.items():
-            merged = counts.get(at_ms, 0) + amount
-            if merged:
-                counts[at_ms] = merged
-            else:
-                counts.pop(at_ms, None)
+        sketch.merge_into(counts, deltas)  # signed counts per int key, as a sketch's
         if not counts:
             del self.live[kind]
 
