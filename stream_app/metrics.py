@@ -210,6 +210,26 @@ class ScoreExposition:
 
     def __init__(self, source: SnapshotSource) -> None:
         self.source = source
+        #: (series, window) → its escaped label sets, built on first sight: a
+        #: series' labels never change, and escaping them took a quarter of a scrape.
+        self._window_labels: dict[tuple[str, str], _WindowLabels] = {}
+        self._live_labels: dict[str, _LiveLabels] = {}
+
+    def _labels_of(self, series: str, window: str) -> _WindowLabels:
+        found = self._window_labels.get((series, window))
+        if found is None:
+            if len(self._window_labels) > _LABEL_CACHE_LIMIT:  # agents come and go: stay bounded
+                self._window_labels.clear()
+            found = self._window_labels[(series, window)] = _WindowLabels(series, window)
+        return found
+
+    def _live_labels_of(self, series: str) -> _LiveLabels:
+        found = self._live_labels.get(series)
+        if found is None:
+            if len(self._live_labels) > _LABEL_CACHE_LIMIT:
+                self._live_labels.clear()
+            found = self._live_labels[series] = _LiveLabels(series)
+        return found
 
     def render(self) -> str:
         lines: dict[str, list[str]] = {name: [] for name, _, _ in _SCORE_FAMILIES}
@@ -220,42 +240,37 @@ class ScoreExposition:
         seen: set[str] = set()
         for snap in self.source():
             series = snap["channel"]
-            dim = {"queue": queue_name(series)} if is_queue(series) else {"channel": series}
-            labelled = {**dim, "window": snap["window"]}
-            shared = _labels(labelled)
+            labelled = self._labels_of(series, snap["window"])
+            shared = labelled.shared
             for name, _, part, field in _SHARES:
                 value = snap[part][field]
                 if value is not None and snap[part]["n"] > 0:
                     add(name, shared, value)
-            for name, _, parts in _DURATIONS:
-                for part, extra in parts:
-                    times = snap[part]
-                    if not times["n"]:
-                        continue
-                    timed = {**labelled, **extra}
-                    for quantile, field in (("0.5", "p50"), ("0.9", "p90")):
-                        if times[field] is not None:
-                            add(name, _labels({**timed, "quantile": quantile}), times[field])
-                    labels = _labels(timed)
-                    add(f"{name}_sum", labels, times["sum"], name)
-                    add(f"{name}_count", labels, times["n"], name)
-            for target, kind, part in _SLA:
-                labels = _labels({**labelled, "target": target, "kind": kind})
+            for name, part, quantiles, labels in labelled.durations:
+                times = snap[part]
+                if not times["n"]:
+                    continue
+                for field, quantile_labels in quantiles:
+                    if times[field] is not None:
+                        add(name, quantile_labels, times[field])
+                add(f"{name}_sum", labels, times["sum"], name)
+                add(f"{name}_count", labels, times["n"], name)
+            for part, labels in labelled.sla:
                 for name, section in _SLA_FAMILIES:
                     share = snap[section][part]
                     if share["value"] is not None:
                         add(name, labels, share["value"])
-            for kind, field in (("ticket", "tickets"), ("chat", "chats")):
+            for field, labels in labelled.contacts:
                 if snap["volume"][field]:
-                    add("cx_contacts", _labels({**labelled, "kind": kind}), snap["volume"][field])
+                    add("cx_contacts", labels, snap["volume"][field])
             if series in seen:  # the live queue: once per series, not per window
                 continue
             seen.add(series)
-            only = _labels(dim)
+            live_labels = self._live_labels_of(series)
+            only = live_labels.only
             add("cx_open_tickets", only, snap["open_tickets"])
             live = snap["live"]
-            for target in ("first_response", "resolution"):
-                labels = _labels({**dim, "target": target})
+            for target, labels in live_labels.targets:
                 add("cx_sla_breaching_tickets", labels, live["breaching"][target])
                 add("cx_sla_breach_soon_tickets", labels, live["breach_soon"][target])
             for name, _, (field,) in _LIVE:
@@ -268,6 +283,50 @@ class ScoreExposition:
                 text.append("\n".join(lines[name]))
                 text.append("\n")
         return "".join(text)
+
+
+#: Label sets kept by `ScoreExposition` before it starts over (series × windows).
+_LABEL_CACHE_LIMIT = 50_000
+
+
+class _WindowLabels:
+    """The escaped label sets of one series and window, as `ScoreExposition` writes them."""
+
+    __slots__ = ("contacts", "durations", "shared", "sla")
+
+    def __init__(self, series: str, window: str) -> None:
+        labelled = {**series_labels(series), "window": window}
+        self.shared = _labels(labelled)
+        #: (family, snapshot part, ((p50|p90 field, its labels), ...), labels of _sum/_count)
+        self.durations: list[tuple[str, str, tuple[tuple[str, str], ...], str]] = []
+        for name, _, parts in _DURATIONS:
+            for part, extra in parts:
+                timed = {**labelled, **extra}
+                quantiles = tuple(
+                    (field, _labels({**timed, "quantile": quantile}))
+                    for quantile, field in (("0.5", "p50"), ("0.9", "p90"))
+                )
+                self.durations.append((name, part, quantiles, _labels(timed)))
+        self.sla = [
+            (part, _labels({**labelled, "target": target, "kind": kind})) for target, kind, part in _SLA
+        ]
+        self.contacts = [
+            (field, _labels({**labelled, "kind": kind}))
+            for kind, field in (("ticket", "tickets"), ("chat", "chats"))
+        ]
+
+
+class _LiveLabels:
+    """The escaped label sets of one series' live queue (not windowed)."""
+
+    __slots__ = ("only", "targets")
+
+    def __init__(self, series: str) -> None:
+        dim = series_labels(series)
+        self.only = _labels(dim)
+        self.targets = [
+            (target, _labels({**dim, "target": target})) for target in ("first_response", "resolution")
+        ]
 
 
 def parse_samples(text: str) -> dict[str, float]:
