@@ -43,7 +43,7 @@ from stream_app.core.intake import Rejected
 from stream_app.core.partial_codec import encode_partial
 from stream_app.core.scoreboard import ChannelPartial
 from stream_app.core.store import Change
-from stream_app.internal_topics import changelog_topic, partials_topic, transactional_id
+from stream_app.internal_topics import BEHIND_HEADER, changelog_topic, partials_topic, transactional_id
 
 log = logging.getLogger("stream_app.checkpoint")
 DEADLETTER_TOPIC = "cx.deadletter"
@@ -60,6 +60,8 @@ class PartitionBatch:
     tables: dict[str, list[Change]] = field(default_factory=dict)
     #: (topic, key, value, headers): records for other topics (the merge stage's alerts)
     messages: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+    #: The intake batch was full (a backlog): its partials carry `BEHIND_HEADER`.
+    behind: bool = False
     #: (input topic, record, why)
     rejected: list[tuple[str, Any, Rejected]] = field(default_factory=list)
     #: (repartition topic, target partition, entity id, record)
@@ -250,8 +252,10 @@ class Checkpointer:
         self, producer: AIOKafkaProducer, partition: int, part: PartitionBatch, messages: bool = True
     ) -> list[Awaitable[Any]]:
         """Hand every record of `part` to the producer; returns their delivery futures."""
+        marked = [BEHIND_HEADER] if part.behind else None
+        topic = partials_topic(self.app_id)
         deliveries: list[Awaitable[Any]] = [
-            await producer.send(partials_topic(self.app_id), key=c.encode(), value=encode_partial(p))
+            await producer.send(topic, key=c.encode(), value=encode_partial(p), headers=marked)
             for c, p in part.partials.items()
         ]
         for kind, records in part.changes.items():

@@ -248,8 +248,13 @@ class IntakeStage(RestartingStage):
             self.last_sweep = now
             for kind, batch in batches.items():
                 self._expire(kind, batch, now, partials, folded)
+        # A full batch means more input was waiting: the merge stage may gather its
+        # partials longer (fewer, larger merge batches while the intake catches up).
+        behind = sum(len(messages) for messages in records.values()) >= INTAKE_BATCH
         for partition, ready in partials.items():
-            folded.part(partition).partials = ready.drain()
+            part = folded.part(partition)
+            part.partials = ready.drain()
+            part.behind = behind
         for kind, batch in batches.items():
             self._count_incomplete(kind, batch, folded)
             changes = batch.changes()

@@ -26,6 +26,11 @@ def partials_topic(app_id: str) -> str:
     return f"{app_id}-partials"
 
 
+#: Header of a partial whose intake batch was full (more input was waiting): the
+#: intake is working through a backlog, and the merge stage may gather longer.
+BEHIND_HEADER = ("x-intake-behind", b"1")
+
+
 def agents_topic(app_id: str) -> str:
     """Compacted window aggregates of the agent series each worker owns (agent_view.py)."""
     return f"{app_id}-agents"

@@ -47,7 +47,7 @@ from stream_app.core.aggregate import Aggregate
 from stream_app.core.live_queue import chunk_times
 from stream_app.core.partial_codec import decode_partial
 from stream_app.core.scoreboard import ChannelPartial, Scoreboard
-from stream_app.internal_topics import merge_group, partials_topic, table_changelog_topic
+from stream_app.internal_topics import BEHIND_HEADER, merge_group, partials_topic, table_changelog_topic
 from stream_app.kafka.changelog import read_to_end, seek_to_committed
 from stream_app.kafka.stage import RestartingStage, group_consumer, restorer
 from stream_app.merge_tables import Table
@@ -58,6 +58,10 @@ log = logging.getLogger("stream_app.merge")
 
 #: Most partials applied per batch (one transaction per partition per batch).
 MERGE_BATCH = 2000
+#: While every partial gathered is from an intake working through a backlog
+#: (`BEHIND_HEADER`), a batch gathers this many flush intervals instead of one: each
+#: touched bucket's record is written, and each window merged, once per batch.
+CATCH_UP_GATHER_FLUSHES = 5
 #: Scores-table keys of the live queue: "<channel>|live|<kind>|<hour>".
 LIVE_PREFIX = "live|"
 LIVE_CHUNK_MS = 3_600_000
@@ -74,6 +78,11 @@ EMPTY_KEPT_MS = 3_600_000
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def from_backlog(message: Any) -> bool:
+    """Was this partial sent by an intake batch that was full (more input waiting)?"""
+    return BEHIND_HEADER in (message.headers or ())
 
 
 def live_key(channel: str, kind: str, at_ms: int) -> str:
@@ -187,7 +196,13 @@ class MergeStage(RestartingStage):
             consumer.subscribe([self.topic], listener=_Rebalance(self, restoring))
             while not self.stopping:
                 # partials that arrive within the flush interval are applied together
-                records, generation = await self.gather(consumer, MERGE_BATCH, s.flush_interval_ms)
+                records, generation = await self.gather(
+                    consumer,
+                    MERGE_BATCH,
+                    s.flush_interval_ms,
+                    catch_up_ms=CATCH_UP_GATHER_FLUSHES * s.flush_interval_ms,
+                    behind=from_backlog,
+                )
                 if not records:
                     continue
                 async with self.lock:

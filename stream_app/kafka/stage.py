@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -93,27 +94,39 @@ class RestartingStage:
         return fetched_in == self.generation and self.restored == self.generation
 
     async def gather(
-        self, consumer: AIOKafkaConsumer, limit: int, wait_ms: int
+        self,
+        consumer: AIOKafkaConsumer,
+        limit: int,
+        wait_ms: int,
+        catch_up_ms: int = 0,
+        behind: Callable[[Any], bool] | None = None,
     ) -> tuple[dict[TopicPartition, list[Any]], int]:
         """Up to `limit` records, waiting at most `wait_ms` after the first for more: a
         batch's costs (a transaction per partition, and per series a partial or a
         table record, a window update and an alert step) are the same for a few
         records as for thousands, so a trickle is batched too (bounded latency).
-        Returns them with the rebalance generation they were fetched in."""
+        While every record fetched so far is `behind` (it comes from a producer
+        working through a backlog), waits up to `catch_up_ms` after the first instead:
+        fewer, larger batches exactly when the figures are catching up anyway; the
+        first record that is not behind brings the deadline back to `wait_ms`.
+        Returns the records with the rebalance generation they were fetched in."""
         generation = self.generation
         records: dict[TopicPartition, list[Any]] = await consumer.getmany(
             timeout_ms=wait_ms, max_records=limit
         )
         count = sum(len(batch) for batch in records.values())
-        deadline = time.monotonic() + wait_ms / 1000
+        first = time.monotonic()
+        all_behind = behind is not None and catch_up_ms > wait_ms and _all(behind, records.values())
         while count and count < limit and generation == self.generation and not self.stopping:
-            left = deadline - time.monotonic()
+            left = first + (catch_up_ms if all_behind else wait_ms) / 1000 - time.monotonic()
             if left <= 0:
                 break
             more = await consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=limit - count)
             for tp, batch in more.items():
                 records.setdefault(tp, []).extend(batch)
                 count += len(batch)
+            if all_behind and behind is not None:
+                all_behind = _all(behind, more.values())
         return records, generation
 
     def assignment_failed(self, exc: Exception) -> None:
@@ -123,3 +136,7 @@ class RestartingStage:
     def assignment_restored(self) -> None:
         self.restored = self.generation
         self.waiting_for = None
+
+
+def _all(behind: Callable[[Any], bool], batches: Iterable[list[Any]]) -> bool:
+    return all(behind(record) for batch in batches for record in batch)
