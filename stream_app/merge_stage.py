@@ -146,7 +146,7 @@ class MergeStage(RestartingStage):
         self.transactional = settings.guarantee == "exactly_once"
         self.topic = partials_topic(settings.app_id)
         self.group = merge_group(settings.app_id)
-        self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows)
+        self.scoreboard = Scoreboard(self.timeline, now_ms(), settings.windows, settings.alert_rules)
         self.scores = Table("scores")
         self.alert_states = Table("alert-state")
         #: Offset of the partial that last changed each scores-table key: replaying a
@@ -163,6 +163,8 @@ class MergeStage(RestartingStage):
         #: through a backlog): its live-queue rules hold until it settles.
         self.catching_up: dict[str, int] = {}
         self.last_evaluated: dict[str, int] = {}
+        #: channel or queue series → whether a rule watches it (`_watched`)
+        self.watched: dict[str, bool] = {}
         #: When the newest partial merged per owned channel was written (its record
         #: timestamp, wall-clock ms): how the wallboard tells live from stale.
         self.last_merged: dict[str, int] = {}
@@ -250,8 +252,13 @@ class MergeStage(RestartingStage):
             self._apply(channel, batch)
             # New data is evaluated with its batch (an alert should not wait for the
             # next heartbeat); quiet channels once a second, so `for`/`clear_for` run.
-            if not is_agent(channel) and (  # agent figures: the JSON API only, no rules
-                batch.moved or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms
+            if (
+                not is_agent(channel)  # agent figures: the JSON API only, no rules
+                and self._watched(channel)
+                and (
+                    batch.moved
+                    or now - self.last_evaluated.get(channel, 0) >= self.settings.snapshot_interval_ms
+                )
             ):
                 due[channel] = batch.partition
         self.scoreboard.advance(now)
@@ -359,6 +366,14 @@ class MergeStage(RestartingStage):
                 self.scores.delete(key)
                 self.applied.pop(key, None)
 
+    def _watched(self, series: str) -> bool:
+        """Does any alert rule watch this channel or queue series (`Rule.applies_to`)?
+        Queue series are watched by no default rule: their batches skip the alert step."""
+        found = self.watched.get(series)
+        if found is None:
+            found = self.watched[series] = any(rule.applies_to(series) for rule in self.settings.alert_rules)
+        return found
+
     def _evaluate_alerts(self, channel: str, partition: int, now: int, part: PartitionBatch) -> None:
         """Step every rule for one owned channel; its alert messages go out with the
         batch (in its transaction), its episodes to the `alert-state` table. The
@@ -410,7 +425,9 @@ class MergeStage(RestartingStage):
                 table.drop(set(table.partition_of.values()) | set(table.changes))
             else:
                 table.drop(partitions)
-        self.scoreboard = Scoreboard(self.timeline, now_ms(), self.settings.windows)
+        self.scoreboard = Scoreboard(
+            self.timeline, now_ms(), self.settings.windows, self.settings.alert_rules
+        )
         self.applied = {}
         self.emptied = {}
         self.instruments.alert_firing.clear()
@@ -440,7 +457,7 @@ class MergeStage(RestartingStage):
     def rebuild(self, partitions: set[int]) -> None:
         """Rebuild the windows and live queues from the scores table for `partitions`."""
         now = now_ms()
-        board = Scoreboard(self.timeline, now, self.settings.windows)
+        board = Scoreboard(self.timeline, now, self.settings.windows, self.settings.alert_rules)
         oldest = self.timeline.oldest_bucket(now)
         applied: dict[str, int] = {}
         self.emptied = {}

@@ -16,6 +16,7 @@ from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, add_count, effect_of
 from stream_app.core.live_queue import LiveFigures, LiveQueue
 from stream_app.core.queues import is_queue, split
+from stream_app.core.rules import Rule
 from stream_app.core.snapshot import build_snapshot
 from stream_app.core.timeutil import format_ms
 from stream_app.core.windows import ChannelWindows, Timeline
@@ -139,11 +140,21 @@ class Partials:
 class Scoreboard:
     """Windows and live queues of the channels this process owns."""
 
-    def __init__(self, timeline: Timeline, now_ms: int, reported: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        now_ms: int,
+        reported: tuple[str, ...] | None = None,
+        rules: tuple[Rule, ...] | None = None,
+    ) -> None:
         self.timeline = timeline
         self.now_ms = now_ms
         #: Windows published as snapshots; the timeline may track more (alert rules' windows).
         self.reported = reported or tuple(w.name for w in timeline.windows)
+        #: With `rules`, a series keeps the reported windows and those of the rules that
+        #: watch it (`Rule.applies_to`): agent series and, by default, queue series keep
+        #: no 2-minute window. None: every series keeps every window of the timeline.
+        self.rules = rules
         self.channels: dict[str, ChannelWindows] = {}
         self.live: dict[str, LiveQueue] = {}
         #: Buckets dropped by retention, per channel, until the owner deletes them from storage.
@@ -156,9 +167,18 @@ class Scoreboard:
     def channel(self, channel: str) -> ChannelWindows:
         found = self.channels.get(channel)
         if found is None:
-            found = self.channels[channel] = ChannelWindows(self.timeline, self.now_ms)
+            found = self.channels[channel] = ChannelWindows(
+                self.timeline, self.now_ms, self.windows_of(channel)
+            )
             self.version += 1  # a new owned channel: its rows join the snapshots
         return found
+
+    def windows_of(self, series: str) -> frozenset[str] | None:
+        """The windows a series keeps (None: all of the timeline's)."""
+        if self.rules is None:
+            return None
+        watched = (w for rule in self.rules if rule.applies_to(series) for w in rule.windows)
+        return frozenset((*self.reported, *watched))
 
     def live_queue(self, channel: str) -> LiveQueue:
         found = self.live.get(channel)

@@ -11,7 +11,7 @@ same as reading a 15 m one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -91,15 +91,20 @@ class ChannelWindows:
     """All buckets of one channel plus the running aggregate of each window.
 
     Besides each window it keeps the window of the same length just before it
-    (`previous`, for trend arrows) wherever retention still holds that one.
+    (`previous`, for trend arrows) wherever retention still holds that one. With
+    `names`, only those of the timeline's windows are kept (a series no alert rule
+    watches needs only the reported ones); buckets and retention are the timeline's.
     """
 
-    def __init__(self, timeline: Timeline, now_ms: int) -> None:
+    def __init__(self, timeline: Timeline, now_ms: int, names: Collection[str] | None = None) -> None:
         self.timeline = timeline
+        self.specs = (
+            timeline.windows if names is None else tuple(w for w in timeline.windows if w.name in names)
+        )
         self.buckets: dict[int, Aggregate] = {}
-        self.windows: dict[str, Aggregate] = {w.name: Aggregate() for w in timeline.windows}
+        self.windows: dict[str, Aggregate] = {w.name: Aggregate() for w in self.specs}
         self.previous: dict[str, Aggregate] = {
-            w.name: Aggregate() for w in timeline.windows if timeline.holds_previous(w)
+            w.name: Aggregate() for w in self.specs if timeline.holds_previous(w)
         }
         self.spans = self._spans(now_ms)
         self.now_ms = now_ms
@@ -107,7 +112,7 @@ class ChannelWindows:
     def _spans(self, now_ms: int) -> dict[tuple[str, bool], tuple[int, int]]:
         """[first bucket, end) of every tracked range; key (window, is the previous one)."""
         spans = {}
-        for spec in self.timeline.windows:
+        for spec in self.specs:
             lower = self.timeline.lower_edge(spec, now_ms)
             spans[(spec.name, False)] = (lower, FOREVER)
             if spec.name in self.previous:

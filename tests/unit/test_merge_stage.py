@@ -14,14 +14,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream_app import merge_stage
-from stream_app.config import Settings
+from stream_app.config import Settings, load
 from stream_app.core import alerts
 from stream_app.merge_stage import MergeStage, _Rebalance, now_ms
 from stream_app.metrics import Instruments
 
 
-def _stage() -> MergeStage:
-    return MergeStage(Settings(), Instruments(lambda: []), lambda: None)
+def _stage(settings: Settings | None = None) -> MergeStage:
+    return MergeStage(settings or Settings(), Instruments(lambda: []), lambda: None)
 
 
 def test_a_failed_restore_is_kept_and_the_assignment_is_not_marked_restored() -> None:
@@ -107,7 +107,7 @@ def test_a_channel_s_partials_are_summed_once_each_and_a_replay_adds_only_the_un
 
 
 def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = _stage()
+    stage = _stage(load({"STREAM_APP_STORE": "memory://"}))  # the default rules
     stage.restored = stage.generation
     bucket = stage.timeline.bucket_of(now_ms())
     stepped: list[str] = []
@@ -120,9 +120,9 @@ def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(alerts, "evaluate", counting)
     tp = TopicPartition(stage.topic, 2)
     stage._fold(
-        {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "mail", "chat", "chat"])]}
+        {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "email", "chat", "chat"])]}
     )
-    assert sorted(stepped) == ["chat", "mail"]
+    assert sorted(stepped) == ["chat", "email"]
 
 
 def test_a_bucket_emptied_by_a_retraction_leaves_no_record_behind(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +183,23 @@ def test_a_restore_reads_live_queue_chunks_in_either_stored_form() -> None:
         "t": [hour + 1, hour + 2],
         "m": {str(hour + 1): 2},
     }
+
+
+def test_series_no_rule_watches_skip_the_alert_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _stage(load({"STREAM_APP_STORE": "memory://"}))  # default rules: channels and `all`, no queue
+    stage.restored = stage.generation
+    bucket = stage.timeline.bucket_of(now_ms())
+    stepped: list[str] = []
+    real = alerts.evaluate
+
+    def counting(rules: Any, channel: str, *args: Any) -> Any:
+        stepped.append(channel)
+        return real(rules, channel, *args)
+
+    monkeypatch.setattr(alerts, "evaluate", counting)
+    tp = TopicPartition(stage.topic, 2)
+    stage._fold(
+        {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "queue:billing", "all"])]}
+    )
+    assert stepped == ["chat"]  # `all` and queues: no default rule watches them
+    assert stage.scoreboard.channel("queue:billing").window("24h").get("tickets") == 1, "still counted"
