@@ -206,6 +206,10 @@ class ScoreExposition:
     with 20 series; here a series' labels are escaped once and each sample is one
     formatted line. The rest of `/metrics` still comes from prometheus_client
     (`Instruments.exposition`).
+
+    The text is kept for the snapshot collection it was rendered from: while the
+    source returns that same object (the worker's snapshots are rebuilt when a
+    merge batch changed them, and once a second), a scrape reuses the text.
     """
 
     def __init__(self, source: SnapshotSource) -> None:
@@ -214,6 +218,8 @@ class ScoreExposition:
         #: series' labels never change, and escaping them took a quarter of a scrape.
         self._window_labels: dict[tuple[str, str], _WindowLabels] = {}
         self._live_labels: dict[str, _LiveLabels] = {}
+        #: The snapshot collection last rendered (held, so its identity is not reused) and its text.
+        self._rendered: tuple[Iterable[dict[str, Any]], str] | None = None
 
     def _labels_of(self, series: str, window: str) -> _WindowLabels:
         found = self._window_labels.get((series, window))
@@ -232,13 +238,19 @@ class ScoreExposition:
         return found
 
     def render(self) -> str:
+        snapshots = self.source()
+        if self._rendered is None or self._rendered[0] is not snapshots:
+            self._rendered = (snapshots, self._render(snapshots))
+        return self._rendered[1]
+
+    def _render(self, snapshots: Iterable[dict[str, Any]]) -> str:
         lines: dict[str, list[str]] = {name: [] for name, _, _ in _SCORE_FAMILIES}
 
         def add(name: str, labels: str, value: float, family: str = "") -> None:
             lines[family or name].append(f"{name}{{{labels}}} {sample_value(value)}")
 
         seen: set[str] = set()
-        for snap in self.source():
+        for snap in snapshots:
             series = snap["channel"]
             labelled = self._labels_of(series, snap["window"])
             shared = labelled.shared

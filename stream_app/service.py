@@ -102,6 +102,8 @@ class CxService:
         #: cx.metrics (a queue since removed from STREAM_APP_QUEUES) are not shown.
         self.reported_queues = frozenset(settings.queue_set.all_series())
         self.heartbeat_channels = (*settings.channels, ALL, *sorted(self.reported_queues))
+        #: The scoreboard's snapshot list and the reported ones in it (`owned_snapshots`).
+        self._owned: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
         self.instruments = Instruments(
             self.owned_snapshots,
             topics=INPUTS,
@@ -262,13 +264,20 @@ class CxService:
     def owned_snapshots(self) -> list[dict[str, Any]]:
         """The snapshots of the series this worker owns and reports (a queue since
         removed from STREAM_APP_QUEUES is not reported; the intake moves its contacts
-        to `other` after a restart, `Intake.relabel_keys`)."""
+        to `other` after a restart, `Intake.relabel_keys`). The same list object while
+        the scoreboard's snapshots are unchanged (`/metrics` keeps its text for it)."""
         self.scoreboard.advance(now_ms())
-        return [
-            snap
-            for snap in self.scoreboard.snapshots()
-            if not is_queue(snap["channel"]) or snap["channel"] in self.reported_queues
-        ]
+        built = self.scoreboard.snapshots()
+        if self._owned is None or self._owned[0] is not built:
+            self._owned = (
+                built,
+                [
+                    snap
+                    for snap in built
+                    if not is_queue(snap["channel"]) or snap["channel"] in self.reported_queues
+                ],
+            )
+        return self._owned[1]
 
     def all_snapshots(self) -> dict[tuple[str, str], tuple[dict[str, Any], int]]:
         """Every channel's snapshots with the wall-clock ms their data last moved.

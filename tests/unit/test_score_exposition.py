@@ -140,3 +140,19 @@ def test_label_values_are_escaped() -> None:
         for sample in family.samples
     }
     assert channels == {'a"b\\c\nd'}
+
+
+def test_the_text_is_kept_while_the_source_returns_the_same_snapshots() -> None:
+    """A scrape renders again only when the source hands over another collection (the
+    worker's snapshots are rebuilt after a change, and once a second)."""
+    snapshots = _snapshots()
+    current = [snapshots]
+    exposition = ScoreExposition(lambda: current[0])
+    first = exposition.render()
+    rated = next(i for i, snap in enumerate(snapshots) if snap["csat"]["n"] > 0)
+    snapshots[rated] = {**snapshots[rated], "csat": {**snapshots[rated]["csat"], "value": 0.123456}}
+    assert exposition.render() is first  # changed in place: the same collection, not rendered again
+    current[0] = list(snapshots)  # a rebuilt collection: rendered again
+    second = exposition.render()
+    assert second != first
+    assert "0.123456" in second
