@@ -29,7 +29,7 @@ from stream_app import gc_tuning
 from stream_app.bench import bench_queues, make_events
 from stream_app.config import load
 from stream_app.core import lifecycle
-from stream_app.core.intake import INPUTS, Accepted, Decoded, Intake, Rejected, Schemas
+from stream_app.core.intake import INPUTS, Accepted, Decoded, Rejected
 from stream_app.core.scoreboard import Partials, Scoreboard
 from stream_app.core.store import Batch, MemoryStateStore
 from stream_app.intake_stage import INTAKE_BATCH
@@ -59,17 +59,9 @@ def run_core(events: int, queues: int, seed: int = 7, tune_gc: bool = False) -> 
     end_ms = 1_800_000_000_000
     queue_names = bench_queues(queues)
     env = {"STREAM_APP_QUEUES": ",".join(queue_names)} if queue_names else {}
-    settings = load(env)
-    timeline = settings.timeline()
-    intake = Intake(
-        Schemas(),
-        frozenset(settings.channels),
-        timeline,
-        settings.lifecycle_rules(),
-        settings.open_state_ttl_ms,
-        settings.queue_set,
-        agent_figures=False,
-    )
+    settings = load(env)  # agent figures off, as by default
+    intake = settings.intake()
+    timeline = intake.timeline
     kinds = {kind for _, kind, _ in INPUTS.values()}
     stores = {kind: MemoryStateStore(partial(lifecycle.expires_at, kind, keep=intake.keep)) for kind in kinds}
     scoreboard = Scoreboard(timeline, end_ms, settings.windows)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from stream_app.core.business_hours import Schedules, parse_schedules
+from stream_app.core.intake import Intake, Schemas
 from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.queues import OTHER, Queues
 from stream_app.core.rules import Rule, RuleError, load_rules
@@ -144,6 +145,20 @@ class Settings:
             self.fcr_reopen_ms,
             self.schedules,
             ServiceLevel(threshold, per_channel, self.short_abandon_ms),
+        )
+
+    def intake(self) -> Intake:
+        """The event intake (decode, validate, fold into contact state) this
+        configuration describes: its channels, timeline, lifecycle rules, open-state
+        TTL, queues, and agent figures on or off."""
+        return Intake(
+            Schemas(),
+            frozenset(self.channels),
+            self.timeline(),
+            self.lifecycle_rules(),
+            self.open_state_ttl_ms,
+            self.queue_set,
+            agent_figures=self.agent_figures == "on",
         )
 
     @property

@@ -36,7 +36,7 @@ from stream_app import __version__
 from stream_app.agent_view import PUBLISH_INTERVAL_S as AGENTS_PUBLISH_INTERVAL_S
 from stream_app.agent_view import AgentView, agents_topic
 from stream_app.config import Settings
-from stream_app.core.intake import INPUTS, REASONS, Intake, Schemas
+from stream_app.core.intake import INPUTS, REASONS
 from stream_app.core.partial_codec import encode_partial
 from stream_app.core.queues import OTHER, PREFIX, internal, is_queue, public, select_snapshots
 from stream_app.core.scoreboard import ALL, ChannelPartial, Scoreboard
@@ -72,16 +72,8 @@ class CxService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.timeline = settings.timeline()
-        self.intake = Intake(
-            Schemas(),
-            frozenset(settings.channels),
-            self.timeline,
-            settings.lifecycle_rules(),
-            settings.open_state_ttl_ms,
-            settings.queue_set,
-            agent_figures=settings.agent_figures == "on",
-        )
+        self.intake = settings.intake()
+        self.timeline = self.intake.timeline
         #: (channel, window) → (snapshot from cx.metrics, its `as_of` in ms, parsed once).
         self.global_view: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.global_records = 0

@@ -106,10 +106,8 @@ def test_a_channel_s_partials_are_summed_once_each_and_a_replay_adds_only_the_un
     assert orjson.loads(value) == {"p": 2, "o": 12, "c": {"tickets": 7}, "s": {}}
 
 
-def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = _stage(load({"STREAM_APP_STORE": "memory://"}))  # the default rules
-    stage.restored = stage.generation
-    bucket = stage.timeline.bucket_of(now_ms())
+def _count_alert_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The series the alert rules are stepped for, in order, from now on."""
     stepped: list[str] = []
     real = alerts.evaluate
 
@@ -118,6 +116,14 @@ def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyP
         return real(rules, channel, *args)
 
     monkeypatch.setattr(alerts, "evaluate", counting)
+    return stepped
+
+
+def test_alert_rules_step_once_per_channel_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _stage(load({"STREAM_APP_STORE": "memory://"}))  # the default rules
+    stage.restored = stage.generation
+    bucket = stage.timeline.bucket_of(now_ms())
+    stepped = _count_alert_steps(monkeypatch)
     tp = TopicPartition(stage.topic, 2)
     stage._fold(
         {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "email", "chat", "chat"])]}
@@ -189,14 +195,7 @@ def test_series_no_rule_watches_skip_the_alert_step(monkeypatch: pytest.MonkeyPa
     stage = _stage(load({"STREAM_APP_STORE": "memory://"}))  # default rules: channels and `all`, no queue
     stage.restored = stage.generation
     bucket = stage.timeline.bucket_of(now_ms())
-    stepped: list[str] = []
-    real = alerts.evaluate
-
-    def counting(rules: Any, channel: str, *args: Any) -> Any:
-        stepped.append(channel)
-        return real(rules, channel, *args)
-
-    monkeypatch.setattr(alerts, "evaluate", counting)
+    stepped = _count_alert_steps(monkeypatch)
     tp = TopicPartition(stage.topic, 2)
     stage._fold(
         {tp: [_bucket_partial(c, n, bucket, 1) for n, c in enumerate(["chat", "queue:billing", "all"])]}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stream_app.config import load
-from stream_app.core.intake import Accepted, Intake, Schemas
+from stream_app.core.intake import Accepted
 from stream_app.core.scoreboard import Partials, Scoreboard
 from tests.factories import encode, event
 
@@ -44,15 +44,15 @@ def test_queue_and_agent_series_keep_only_the_windows_they_report_or_a_rule_read
 
 
 def test_fewer_windows_report_the_same_figures() -> None:
-    settings = load({"STREAM_APP_STORE": "memory://", "STREAM_APP_QUEUES": "billing,tech"})
-    timeline = settings.timeline()
-    intake = Intake(
-        Schemas(),
-        frozenset(settings.channels),
-        timeline,
-        settings.lifecycle_rules(),
-        queues=settings.queue_set,
+    settings = load(
+        {
+            "STREAM_APP_STORE": "memory://",
+            "STREAM_APP_QUEUES": "billing,tech",
+            "STREAM_APP_AGENT_FIGURES": "on",
+        }
     )
+    intake = settings.intake()
+    timeline = intake.timeline
     stores: dict[str, dict[str, Any]] = {"cx.tickets": {}, "cx.surveys": {}}
     partials = Partials(timeline)
     for i in range(120):
