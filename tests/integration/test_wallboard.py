@@ -89,7 +89,9 @@ def duration(seconds: float) -> str:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+    if s < 86_400:
+        return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+    return f"{s // 86_400}d {(s % 86_400) // 3600:02d}h"
 
 
 def expected_cells(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -466,6 +468,33 @@ def test_queue_view_in_a_real_browser(browser: Any, start_worker: Any, bootstrap
         "tds => tds.filter(td => td.scrollWidth > td.clientWidth).map(td => td.dataset.metric)",
     )
     assert clipped == [], "figures that do not fit their cells"
+    # the widest first-response figures ("59m 59s", "99d 23h") fit too, on a team's
+    # screen of two rows and no alert (the largest figures); rendered from the board
+    # just pushed
+    for seconds, text in ((59 * 60 + 59, "59m 59s"), (99 * 86_400 + 23 * 3600, "99d 23h")):
+        clipped = page.evaluate(
+            """(seconds) => {
+                source.close();
+                const board = structuredClone(lastBoard);
+                board.alerts = [];  // no banner lines: the rows' figures at their largest
+                for (const s of board.scores) {
+                    for (const part of [s.first_response_seconds, s.chat_first_response_seconds]) {
+                        if (part) { part.p90 = seconds; part.n = 1000; }  // not a low-n (smaller) figure
+                    }
+                }
+                render(board);
+                return [...document.querySelectorAll("#rows td[data-metric]")]
+                    .filter((td) => td.scrollWidth > td.clientWidth)
+                    .map((td) => [td.dataset.metric, td.innerText]);
+            }""",
+            seconds,
+        )
+        shown_frt = page.eval_on_selector_all(
+            '#rows td[data-metric="frt"] .figure', "els => els.map(e => e.textContent)"
+        )
+        assert shown_frt == [text, text]
+        assert clipped == [], f"{text}: figures that do not fit their cells"
+    page.evaluate("() => connect()")
     assert "trend ▲▼ against the previous" in page.inner_text("#footer")
     # 24h has no previous window within retention: no arrows, and the footer says why
     page.goto(f"{queue_worker.url}/wallboard?by=queue&window=24h&queues={tech}")
