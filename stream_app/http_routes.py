@@ -98,13 +98,16 @@ def register_routes(app: faust.App, service: CxService) -> None:
                 return refusal
             windows = service.settings.windows
             window = request.query.get("window") or ("1h" if "1h" in windows else windows[0])
-            if window not in windows:
-                return self.error(400, f"unknown window {window!r}")
             channels = [c for c in (request.query.get("channels") or "").split(",") if c]
             by = request.query.get("by") or "channel"
             if by not in ("channel", "queue"):
                 return self.error(400, f"by must be channel or queue (got {by!r})")
             queues = [q for q in (request.query.get("queues") or "").split(",") if q]
+            try:
+                service.check_window(window)
+                service.check_board(by, queues)
+            except ValueError as exc:
+                return self.error(400, str(exc))
             response = aiohttp_web.StreamResponse(
                 headers={
                     "Content-Type": "text/event-stream",

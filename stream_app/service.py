@@ -287,7 +287,24 @@ class CxService:
         `channel`, `window`, and `queue` (a name) or `by=queue` (every queue); without
         either, channel snapshots only. ValueError: a filter that cannot be met."""
         self._check_queue(query.get("queue") or None, query.get("by") == "queue")
+        if query.get("window"):
+            self.check_window(query["window"])
         return [public(snap) for snap in select_snapshots(self.all_snapshots(), query)]
+
+    def check_window(self, window: str) -> None:
+        """ValueError for a window this deployment does not report (an empty answer
+        would read as "no data")."""
+        windows = self.settings.windows
+        if window not in windows:
+            raise ValueError(f"unknown window {window!r} (reported: {', '.join(windows)})")
+
+    def check_board(self, by: str, queues: list[str]) -> None:
+        """The wallboard's `by=queue` and `queues=` (a team's screen): ValueError for
+        queue rows without STREAM_APP_QUEUES or a queue not reported, so a misspelt
+        team screen is refused rather than showing only the centre's `all` row."""
+        self._check_queue(None, by == "queue")
+        for queue in queues:
+            self._check_queue(queue)
 
     def _check_queue(self, queue: str | None, by_queue: bool = False) -> None:
         """ValueError for queue figures asked of a deployment without queues, or for a
@@ -361,8 +378,7 @@ class CxService:
             raise ValueError("agents are listed overall or per queue (queue=), not per channel")
         windows = self.settings.windows
         window = query.get("window") or ("1h" if "1h" in windows else windows[0])
-        if window not in windows:
-            raise ValueError(f"unknown window {window!r} (reported: {', '.join(windows)})")
+        self.check_window(window)
         queue = query.get("queue") or None
         self._check_queue(queue)
         self.scoreboard.advance(now_ms())

@@ -13,6 +13,7 @@ let windowName = params.get("window") || "";
 let source = null;
 let lastMessageAt = 0; // browser clock, ms
 let lastBoard = null;
+let refusal = null; // why the worker refused this screen's query (shown instead of rows)
 let clockFormat = null;
 
 // A push arrives every second; after this long without one the connection is dead.
@@ -222,6 +223,7 @@ function renderHead() {
 
 function render(board) {
   lastBoard = board;
+  refusal = null;
   windowName = board.window;
   renderHead();
   if (!clockFormat || clockFormat.resolvedOptions().timeZone !== board.timezone) {
@@ -248,6 +250,11 @@ function render(board) {
 function refreshStatus() {
   const status = document.getElementById("status");
   let staleSince = null;
+  if (refusal) {
+    status.className = "status stale";
+    status.textContent = "refused";
+    return;
+  }
   if (!lastBoard) {
     status.className = "status connecting";
     status.textContent = "connecting…";
@@ -267,16 +274,38 @@ function connect() {
   if (onlyChannels) query.set("channels", onlyChannels);
   if (by === "queue") query.set("by", "queue");
   if (onlyQueues) query.set("queues", onlyQueues);
-  source = new EventSource(`/api/v1/stream?${query}`);
+  const url = `/api/v1/stream?${query}`;
+  source = new EventSource(url);
   source.addEventListener("board", (event) => {
     lastMessageAt = Date.now();
     render(JSON.parse(event.data));
   });
   source.addEventListener("error", () => {
     refreshStatus();
-    // EventSource retries by itself unless the server answered with an error: then we do.
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+    // EventSource retries by itself unless the server answered with an error: then we do,
+    // and show why it refused (a misspelt queue on a team's screen, an unknown window).
+    if (source.readyState === EventSource.CLOSED) {
+      showRefusal(url);
+      setTimeout(connect, 3000);
+    }
   });
+}
+
+async function showRefusal(url) {
+  const abort = new AbortController();
+  try {
+    const answer = await fetch(url, { signal: abort.signal });
+    if (answer.ok) return; // serving again: the next connect() shows the board
+    refusal = (await answer.json()).error || `HTTP ${answer.status}`;
+    lastBoard = null;
+    document.getElementById("rows").innerHTML =
+      `<tr><td colspan="10" class="empty refused">${escapeHtml(refusal)}</td></tr>`;
+    refreshStatus();
+  } catch (_) {
+    // the worker is unreachable: the status already says so
+  } finally {
+    abort.abort(); // never keep a stream that answered
+  }
 }
 
 function selectWindow(name) {

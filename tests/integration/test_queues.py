@@ -21,7 +21,7 @@ from stream_app.core import agents
 from stream_app.metrics import parse_samples
 from tests.factories import encode, event
 from tests.integration.exactness import bench_stream, owns_channels, settle
-from tests.integration.harness import RUN, WorkerProcess, channel, produce, run_sync
+from tests.integration.harness import GRAFANA_QUEUE, RUN, WorkerProcess, channel, produce, run_sync
 
 pytestmark = pytest.mark.integration
 EVENTS = int(os.environ.get("CX_QUEUES_EVENTS", "10000"))
@@ -180,3 +180,23 @@ def test_a_changed_queue_list_moves_the_stored_contacts_at_the_restart(
     with pytest.raises(urllib.error.HTTPError) as unlisted:
         second.scores(queue=a, window="24h")
     assert unlisted.value.code == 400
+
+
+def test_queries_that_cannot_be_met_are_refused_not_answered_empty(worker: WorkerProcess) -> None:
+    """An unknown window gave `[]` (a CSV header only), and a team's wallboard naming a
+    queue that is not reported (misspelt, a stray space) showed the `all` row alone:
+    "no data", or the whole centre's figures on a team's screen. Each is a 400 naming
+    what cannot be met."""
+    refusals = {
+        "/api/v1/scores?window=2h": "unknown window '2h'",
+        "/api/v1/scores.csv?window=2h": "unknown window '2h'",
+        "/api/v1/stream?window=2h": "unknown window '2h'",
+        "/api/v1/stream?by=queue&queues=no_such_queue": "'no_such_queue' is not a reported queue",
+        "/api/v1/stream?by=queue&queues=%20" + GRAFANA_QUEUE: f"' {GRAFANA_QUEUE}' is not a reported queue",
+    }
+    for path, reason in refusals.items():
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            worker.get(path)
+        assert refused.value.code == 400, path
+        assert reason in refused.value.read().decode(), path
+    assert worker.get("/api/v1/scores?window=1h").startswith(b"[")

@@ -496,6 +496,14 @@ def test_queue_view_in_a_real_browser(browser: Any, start_worker: Any, bootstrap
         assert clipped == [], f"{text}: figures that do not fit their cells"
     page.evaluate("() => connect()")
     assert "trend ▲▼ against the previous" in page.inner_text("#footer")
+    # a team's screen naming a queue that is not reported (misspelt): refused, and the
+    # page says why, rather than showing the centre's `all` row alone
+    page.goto(f"{queue_worker.url}/wallboard?by=queue&window={WINDOW}&queues={tech.upper()}")
+    page.wait_for_selector("#rows td.refused", timeout=30_000)
+    assert f"{tech.upper()!r} is not a reported queue" in page.inner_text("#rows")
+    assert page.query_selector("#rows td[data-metric]") is None  # no figures at all
+    time.sleep(1.5)  # the status is refreshed every second: it keeps saying so
+    assert page.inner_text("#status").strip() == "refused"
     # 24h has no previous window within retention: no arrows, and the footer says why
     page.goto(f"{queue_worker.url}/wallboard?by=queue&window=24h&queues={tech}")
     page.wait_for_selector(f'tr[data-queue="{tech}"]', timeout=30_000)
