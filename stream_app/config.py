@@ -280,9 +280,15 @@ _QUEUE = re.compile(r"^[^\x00-\x1f,|:\x7f]{1,64}$")
 
 def _queues(raw: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if not names:  # e.g. "," : unset the variable to turn queues off
+        raise ValueError("no queue named")
     bad = [n for n in names if not _QUEUE.match(n) or n.lower() in (OTHER, "all")]
     if bad:
         raise ValueError(f"bad queue names {bad}")
+    folded: dict[str, str] = {}
+    for name in names:  # events' names are matched exactly: `Billing` would go to `other`
+        if (seen := folded.setdefault(name.lower(), name)) != name:
+            raise ValueError(f"{seen!r} and {name!r} differ only in case (queue names are matched exactly)")
     if len(names) > MAX_QUEUES:
         raise ValueError(f"{len(names)} queues")
     return names

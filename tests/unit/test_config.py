@@ -58,6 +58,9 @@ def test_values_are_parsed() -> None:
         ("BUCKET", "7m"),
         ("GRACE", "ten minutes"),
         ("PROCESSING_GUARANTEE", "twice"),
+        ("QUEUES", ","),  # names no queue (queues were silently off)
+        ("QUEUES", "Billing,billing"),  # two queues one letter's case apart
+        ("QUEUES", "Other"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
