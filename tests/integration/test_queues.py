@@ -70,11 +70,15 @@ def test_queues_are_exact_and_exported_once_across_two_workers(
         workers[0].wait_until(
             lambda: _agents(workers[0], None) == reference_agents[None], 60, "every agent in /api/v1/agents"
         )
-        workers[1].wait_until(
-            lambda: _agents(workers[1], listed[0]) == reference_agents[listed[0]],
-            60,
-            "one queue's agents in /api/v1/agents",
-        )
+        try:
+            workers[1].wait_until(
+                lambda: _agents(workers[1], listed[0]) == reference_agents[listed[0]],
+                60,
+                "one queue's agents in /api/v1/agents",
+            )
+        except AssertionError:  # show how they differ (the log tail says little)
+            assert _agents(workers[1], listed[0]) == reference_agents[listed[0]]
+            raise
 
         def csv_matches_json() -> bool:
             """The CSV has the JSON's rows and values (two requests: retried over a
