@@ -44,6 +44,15 @@ def test_unanswered_ticket_breaches_on_time_across_a_restart(
     worker.stop()
 
     restarted = start_worker(app_id, channel("probe"), **env)
+    # Ready means the probe channel's figures are back; the stop may have cut the
+    # first worker's last merge commit short (its scoreboard showed the batch, the
+    # transaction was aborted), and then the restarted worker reads that partial
+    # again from the committed offsets in its first batches: wait for it.
+    restarted.wait_until(
+        lambda: metric_value(restarted.metrics(), "cx_open_tickets", channel=ch) == 1,
+        30,
+        "the open ticket back after the restart",
+    )
     samples = restarted.metrics()
     left_s = due_s - time.time()
     assert left_s > 3, f"the restart took too long to measure the breach ({left_s:.1f} s left)"
