@@ -108,7 +108,7 @@ def test_a_killed_worker_s_partitions_move_and_come_back_exact(
             f" double-counted {result.double}; {watch.samples} samples, {len(watch.overlaps)} overlaps"
             f" ({', '.join(phases)})"
         )
-        if result.lost:  # CI keeps no worker logs: say what differs and what the workers said
+        if result.lost or result.double:  # CI keeps no worker logs: say what differs and what they said
             print("  differing counts (got/want):\n    " + "\n    ".join(result.counts[:40]))
             for name, worker in (("survivor", survivor), ("victim", victim)):
                 print(f"  {name} log, warnings and errors:\n{worker.log_problems()}")
