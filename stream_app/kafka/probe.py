@@ -142,7 +142,9 @@ async def _exact_end_offsets(options: dict[str, Any], topic: str) -> bool:
     try:
         tp = TopicPartition(topic, 0)
         moved = 0
-        for _ in range(END_OFFSET_ATTEMPTS):
+        for attempt in range(END_OFFSET_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0.05, 0.5))  # out of step with the other writer
             batch = producer.create_batch()
             for value in (b"probe", b"probe"):
                 batch.append(key=None, value=value, timestamp=None)
@@ -150,7 +152,6 @@ async def _exact_end_offsets(options: dict[str, Any], topic: str) -> bool:
             moved = (await consumer.end_offsets([tp]))[tp] - sent.offset
             if moved in (1, 2):
                 break
-            await asyncio.sleep(random.uniform(0.05, 0.5))  # out of step with the other writer
         return moved == 2
     finally:
         await producer.stop()

@@ -6,21 +6,15 @@ import asyncio
 import os
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream_app.kafka.probe import _exact_end_offsets
-from tests.integration.harness import RUN, run_sync
+from tests.integration.harness import RUN, create_topic, run_sync
 
 pytestmark = pytest.mark.integration
 
 
 async def _probe_together(bootstrap: str, topic: str, workers: int) -> list[bool]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic)
     await asyncio.sleep(1)  # the new partition's leader
     options = {"bootstrap_servers": bootstrap}
     return list(await asyncio.gather(*(_exact_end_offsets(options, topic) for _ in range(workers))))
