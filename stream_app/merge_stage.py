@@ -44,7 +44,7 @@ from stream_app.config import Settings
 from stream_app.core import alerts
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import Aggregate
-from stream_app.core.live_queue import chunk_times
+from stream_app.core.live_queue import chunk_is_empty, chunk_times
 from stream_app.core.partial_codec import decode_partial
 from stream_app.core.scoreboard import ChannelPartial, Scoreboard
 from stream_app.internal_topics import BEHIND_HEADER, merge_group, partials_topic, table_changelog_topic
@@ -352,9 +352,13 @@ class MergeStage(RestartingStage):
         live = self.scoreboard.live
         for key, (channel, kind, chunk, partition, offset) in self.touched_live.items():
             queue = live.get(channel)
-            stored = queue.chunk(kind, chunk, chunk + LIVE_CHUNK_MS) if queue is not None else {"t": []}
+            stored = (
+                queue.chunk(kind, chunk, chunk + LIVE_CHUNK_MS)
+                if queue is not None
+                else {"b": chunk, "d": []}
+            )
             self.scores.put(key, {"p": partition, "o": offset, **stored}, partition)
-            if stored["t"]:
+            if not chunk_is_empty(stored):
                 self.emptied.pop(key, None)
             else:
                 self.emptied[key] = now

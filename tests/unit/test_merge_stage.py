@@ -75,7 +75,7 @@ def test_a_batch_writes_each_changed_record_once_with_its_newest_value_and_offse
     key, value = records[0]
     assert orjson.loads(key) == f"chat|live|open|{hour}"
     assert value is not None
-    assert orjson.loads(value) == {"p": 2, "o": 11, "t": [hour + 120_000]}
+    assert orjson.loads(value) == {"p": 2, "o": 11, "b": hour, "d": [120_000]}
     assert folded.part(2).offsets == {tp: 12}
     # read again after a crash: nothing is applied twice
     again = stage._fold({tp: [_partial("chat", 10, opened), _partial("chat", 11, closed)]})
@@ -166,8 +166,8 @@ def test_a_restore_drops_the_records_of_buckets_past_retention() -> None:
 
 
 def test_a_restore_reads_live_queue_chunks_in_either_stored_form() -> None:
-    """Chunks written before 2026-12 hold `{"<time>": count}`; later ones a list of
-    times and the counts that are not 1 (`LiveQueue.chunk`)."""
+    """Chunks written before 2026-12 hold `{"<time>": count}`; until 2026-12-06 a list
+    of times and the counts that are not 1; now gaps between the times (`LiveQueue.chunk`)."""
     stage = _stage()
     hour = now_ms() - now_ms() % merge_stage.LIVE_CHUNK_MS
     stage.scores.put(f"chat|live|open|{hour}", {"p": 2, "o": 5, "t": {str(hour + 1): 2}}, 2)
@@ -186,7 +186,8 @@ def test_a_restore_reads_live_queue_chunks_in_either_stored_form() -> None:
     assert orjson.loads(records[orjson.dumps(f"chat|live|open|{hour}").decode()] or b"null") == {
         "p": 2,
         "o": 8,
-        "t": [hour + 1, hour + 2],
+        "b": hour,
+        "d": [1, 1],
         "m": {str(hour + 1): 2},
     }
 
