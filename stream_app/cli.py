@@ -40,6 +40,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream_app.service import CxService
 
     throttle_kafka_client_logs()
+    _check_web_port(settings)
     settings = asyncio.run(prepare_broker(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     service = CxService(settings)
@@ -303,6 +304,22 @@ def _demo_schedules(workdir: Path, timezone: str, channels: Sequence[str]) -> Pa
         encoding="utf-8",
     )
     return path
+
+
+def _check_web_port(settings: Settings) -> None:
+    """ConfigError (one line) when the worker's HTTP port cannot be listened on (a
+    second worker on the same machine): Faust would fail later with a traceback."""
+    import socket
+
+    host, port = settings.web_host, settings.web_port
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"STREAM_APP_WEB_PORT={port}: cannot listen on {host}:{port} ({exc.strerror or exc});"
+            " is another worker running here? Give each worker its own STREAM_APP_WEB_PORT"
+        ) from None
 
 
 def _port_free(port: int) -> bool:

@@ -1,6 +1,7 @@
 """Bad configuration stops start-up with one line naming the variable."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -28,3 +29,21 @@ def test_bad_configuration_is_one_clear_line(variable: str, value: str) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert variable in lines[0]
+
+
+def test_a_web_port_in_use_is_one_clear_line() -> None:
+    """A second worker on the same machine (seen by a new user): Faust failed with a traceback."""
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {**os.environ, "STREAM_APP_WEB_PORT": str(port)}
+        done = subprocess.run(
+            [sys.executable, "-m", "stream_app", "worker"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"STREAM_APP_WEB_PORT={port}" in lines[0]
