@@ -96,7 +96,7 @@ def run_core(events: int, queues: int, seed: int = 7, tune_gc: bool = False) -> 
                 continue
             outcome = intake.apply(topic, item, views[kind], end_ms)
             if type(outcome) is Accepted:
-                partials.add(outcome.delta)
+                partials.add(outcome.delta, outcome.queue)
                 run.accepted += 1
         clock = _lap(run, "apply", clock)
 

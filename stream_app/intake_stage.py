@@ -234,7 +234,7 @@ class IntakeStage(RestartingStage):
                         continue
                 outcome = apply(topic, decoded, view, now)
                 if type(outcome) is Accepted:
-                    add(outcome.delta)
+                    add(outcome.delta, outcome.queue)
                     accepted += 1
                 elif type(outcome) is Rejected:
                     part.rejected.append((topic, message, outcome))
@@ -317,7 +317,7 @@ class IntakeStage(RestartingStage):
             chunk, rest = keys[:budget], keys[budget:]
             budget -= len(chunk)
             delta = self.intake.relabel_keys(kind, batches[kind].view(partition), chunk, now)
-            self._partials(partials, partition).add(delta)
+            self._partials(partials, partition).add(delta, "")  # queue series in the facts
             if rest:
                 self.relabel_due[(kind, partition)] = rest
             else:
@@ -331,7 +331,7 @@ class IntakeStage(RestartingStage):
         what it still adds to the backlog and counting the open ones dropped."""
         for partition, keys in batch.store.due(now).items():
             _, retract, still_open = self.intake.expire_keys(kind, batch.view(partition), keys, now)
-            self._partials(partials, partition).add(retract)
+            self._partials(partials, partition).add(retract, "")  # queue series in the facts
             if still_open:
                 expired = folded.part(partition).open_expired
                 expired[kind] = expired.get(kind, 0) + still_open

@@ -22,7 +22,7 @@ from stream_app.core.aggregate import LIVE_KINDS, Fact, fact_delta
 from stream_app.core.event_types import fast_valid
 from stream_app.core.formulas import SCALES, score_range
 from stream_app.core.lifecycle import Keep, LifecycleRules, State
-from stream_app.core.queues import Queues, in_queue, in_queue_delta
+from stream_app.core.queues import Queues, in_queue
 from stream_app.core.timeutil import DAY_MS, parse_rfc3339_ms
 from stream_app.core.windows import Timeline
 
@@ -104,11 +104,16 @@ class Rejected:
 
 @dataclass
 class Accepted:
-    """An applied event and the signed facts it changed (may be empty). With queues,
-    a channel fact's series is `<channel>\x1f<queue>` (`queues.in_queue`), which
-    `Partials.add` counts in both."""
+    """An applied event and the signed facts it changed (may be empty).
+
+    With queues, `queue` is the label the contact's channel facts are also counted
+    under (`Partials.add` counts them in their channel and in `queue:<label>`; '' :
+    their channel only). A contact that moved to another queue leaves `queue` empty
+    and carries the series `<channel>\x1f<queue>` in its facts instead
+    (`queues.in_queue`): out of the old queue, into the new one."""
 
     delta: list[tuple[Fact, int]] = field(default_factory=list)
+    queue: str = ""
 
 
 DUPLICATE = "duplicate"
@@ -214,12 +219,12 @@ class Intake:
         queue_after = self._wanted_queue(kind, state)
         _store_label(state, queue_after)
         store[key] = state
-        if queue_before == queue_after:
+        queue = queue_after
+        if queue_before == queue_after or not before:  # (nothing counted yet: nothing to move)
             delta = fact_delta(before, after)
-            if queue_after:
-                delta = in_queue_delta(delta, queue_after)
         else:  # moved to another queue: all its facts leave the old one for the new one
             delta = fact_delta(_in(before, queue_before), _in(after, queue_after))
+            queue = ""
         roles_after = lifecycle.agents_of(kind, state) if self.agent_figures else {}
         if roles_before or roles_after:
             delta.extend(
@@ -228,7 +233,7 @@ class Intake:
                     agents.credited(kind, after, roles_after, queue_after),
                 )
             )
-        return Accepted(self._held(delta, now_ms))
+        return Accepted(self._held(delta, now_ms), queue)
 
     def _reported_queue(self, kind: str, state: State) -> str:
         """The queue label the contact's facts are counted under ('': in the plain

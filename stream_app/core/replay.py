@@ -39,7 +39,7 @@ class Replay:
         kind = INPUTS[topic][1]
         outcome = self.intake.process(topic, raw, now_ms, self.stores[kind])
         if isinstance(outcome, Accepted):
-            self.partials.add(outcome.delta)
+            self.partials.add(outcome.delta, outcome.queue)
             label = "accepted"
         elif isinstance(outcome, Rejected):
             self.rejections[outcome.reason] += 1
@@ -56,7 +56,7 @@ class Replay:
         assigned a partition (`Intake.relabel_keys`)."""
         self.intake = intake
         for kind, store in self.stores.items():
-            self.partials.add(intake.relabel_keys(kind, store, list(store), now_ms))
+            self.partials.add(intake.relabel_keys(kind, store, list(store), now_ms), "")
 
     def flush(self) -> None:
         for channel, partial in self.partials.drain().items():

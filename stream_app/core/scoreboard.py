@@ -1,7 +1,7 @@
 """Per-channel scores: partial aggregates in, window snapshots out.
 
 Stage one (per input partition) turns fact deltas into `Partials`, one per
-channel and per queue (a `<channel>\x1f<queue>` fact is counted in both) plus the
+channel and per queue (a fact with a queue label is counted in both) plus the
 `all` rollup; stage two (per series, one owner) folds them into a `Scoreboard`. The
 reference computation in tests uses the very same two classes without any broker.
 """
@@ -15,7 +15,7 @@ from stream_app.core import sketch
 from stream_app.core.agents import is_agent
 from stream_app.core.aggregate import LIVE_KINDS, Aggregate, Fact, add_count, effect_of
 from stream_app.core.live_queue import LiveFigures, LiveQueue
-from stream_app.core.queues import is_queue, split
+from stream_app.core.queues import PREFIX, is_queue, split
 from stream_app.core.rules import Rule
 from stream_app.core.snapshot import build_snapshot
 from stream_app.core.timeutil import format_ms
@@ -81,14 +81,18 @@ class Partials:
     def __init__(self, timeline: Timeline) -> None:
         self.timeline = timeline
         self.channels: dict[str, ChannelPartial] = {}
-        #: fact series → the partials its facts are added to (reset by `drain`)
-        self._targets: dict[str, tuple[ChannelPartial, ...]] = {}
+        #: queue label → fact series → the partials its facts are added to (reset by `drain`)
+        self._targets: dict[str, dict[str, tuple[ChannelPartial, ...]]] = {}
 
-    def _targets_of(self, series: str) -> tuple[ChannelPartial, ...]:
-        """A `<channel>\x1f<queue>` series (`queues.in_queue`) is counted in its channel
-        and in its queue; any other series in itself."""
-        parts = split(series) if not is_agent(series) else None
-        names = (series,) if parts is None else parts
+    def _targets_of(self, series: str, queue: str) -> tuple[ChannelPartial, ...]:
+        """A channel's facts are counted in the channel and, with a `queue` label, in
+        `queue:<label>`; a `<channel>\x1f<queue>` series (`queues.in_queue`) in its
+        channel and its queue; an agent's series in itself."""
+        if is_agent(series):
+            names: tuple[str, ...] = (series,)
+        else:
+            parts = split(series)
+            names = parts if parts is not None else (series, PREFIX + queue) if queue else (series,)
         channels = self.channels
         found = []
         for name in names:
@@ -96,20 +100,25 @@ class Partials:
             if partial is None:
                 partial = channels[name] = ChannelPartial()
             found.append(partial)
-        targets = self._targets[series] = tuple(found)
+        targets = self._targets[queue][series] = tuple(found)
         return targets
 
-    def add(self, delta: Iterable[tuple[Fact, int]]) -> None:
-        """Add signed facts. A fact of a queue is added to its channel and its queue
-        directly: at a few facts per (channel, queue) and batch, adding each twice
-        costs less than one partial per pair merged into both at `drain`."""
+    def add(self, delta: Iterable[tuple[Fact, int]], queue: str) -> None:
+        """Add signed facts; those of a channel are also counted in the queue `queue`
+        (the label `Accepted.queue`; '': the channel only). A fact is added to its
+        channel and its queue directly: at a few facts per (channel, queue) and batch,
+        adding each twice costs less than one partial per pair merged into both at
+        `drain`; and the label is passed along, not written into every fact's series
+        (a new tuple and string per fact, 4% of stage 1 with 10 queues)."""
         bucket_ms = self.timeline.bucket_ms
-        targets_of = self._targets
+        targets_of = self._targets.get(queue)
+        if targets_of is None:
+            targets_of = self._targets[queue] = {}
         for fact, sign in delta:
             series, at_ms, kind = fact[0], fact[1], fact[2]
             targets = targets_of.get(series)
             if targets is None:
-                targets = self._targets_of(series)
+                targets = self._targets_of(series, queue)
             if kind in LIVE_KINDS:
                 for partial in targets:
                     partial.add_live(kind, at_ms, sign)

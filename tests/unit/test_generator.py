@@ -73,7 +73,7 @@ def measure(records: Iterable[Record], checkpoints: list[int]) -> dict[int, Snap
             snapshot(pending.pop(0))
         outcome = intake.process(topic, value, at, stores[INPUTS[topic][1]])
         assert isinstance(outcome, Accepted), (outcome, value)
-        partials.add(outcome.delta)
+        partials.add(outcome.delta, outcome.queue)
     for at in pending:
         snapshot(at)
     return found

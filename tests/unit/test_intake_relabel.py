@@ -36,7 +36,7 @@ def test_a_changed_list_moves_every_stored_contact_once_in_chunks(monkeypatch: p
         decoded = counted.read("cx.tickets", raw, NOW)
         outcome = counted.apply("cx.tickets", decoded, batch.view(0), NOW)  # type: ignore[arg-type]
         assert isinstance(outcome, Accepted)
-        partials.add(outcome.delta)
+        partials.add(outcome.delta, outcome.queue)
     batch.commit(batch.changes())
     for series, partial in partials.drain().items():
         board.apply(series, partial)

@@ -34,7 +34,7 @@ def feed(replay: Replay, events: list[tuple[str, dict[str, Any]]], now: int) -> 
     for topic, ev in events:
         outcomes.append(replay.intake.process(topic, encode(ev), now, replay.stores[kind[topic]]))
         if isinstance(outcomes[-1], Accepted):
-            replay.partials.add(outcomes[-1].delta)
+            replay.partials.add(outcomes[-1].delta, outcomes[-1].queue)
     return outcomes
 
 

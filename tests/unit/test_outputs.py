@@ -69,7 +69,7 @@ def test_prometheus_series_absent_when_window_is_empty() -> None:
 
 def test_partials_round_trip_through_json() -> None:
     partials = Partials(make_intake().timeline)
-    partials.add([(("chat", NOW, "first_response", 61_000, 1), 1), (("chat", 0, "open", 0, 0), 1)])
+    partials.add([(("chat", NOW, "first_response", 61_000, 1), 1), (("chat", 0, "open", 0, 0), 1)], "")
     drained = partials.drain()
     assert set(drained) == {"chat", "all"}
     again = decode_partial(encode_partial(drained["chat"]))
@@ -83,7 +83,7 @@ def test_scoreboard_remembers_buckets_dropped_by_retention() -> None:
     timeline = make_intake().timeline
     board = Scoreboard(timeline, NOW)
     partials = Partials(timeline)
-    partials.add([(("chat", NOW, "chat_started", 0, 0), 1)])
+    partials.add([(("chat", NOW, "chat_started", 0, 0), 1)], "")
     board.apply("chat", partials.drain()["chat"])
     board.advance(NOW + 60_000)  # a scrape or a snapshot tick: nothing expires yet
     assert board.take_dropped("chat") == []

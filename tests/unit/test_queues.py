@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_app.core.intake import Intake
+from stream_app.core.intake import Accepted, Intake
 from stream_app.core.lifecycle import event_hash
-from stream_app.core.queues import OTHER, PREFIX, Queues, internal, public
+from stream_app.core.queues import OTHER, PREFIX, SEP, Queues, internal, public
 from stream_app.core.replay import Replay
 from stream_app.core.timeutil import parse_rfc3339_ms
 from stream_app.core.windows import Timeline
-from tests.factories import encode
+from tests.factories import encode, event
 from tests.unit.conftest import _SCHEMAS, CHANNELS, WINDOWS
 from tests.unit.test_order_independence import NOW, RULES, streams
 
@@ -176,7 +176,7 @@ def test_a_restart_with_another_queue_list_equals_counting_with_it_from_the_star
     replay.intake = _intake(after)
     for kind, store in replay.stores.items():
         now_keys = [key for key in store if (kind, key) not in later]
-        replay.partials.add(replay.intake.relabel_keys(kind, store, now_keys, NOW))
+        replay.partials.add(replay.intake.relabel_keys(kind, store, now_keys, NOW), "")
     for i, (topic, ev) in enumerate(shuffled[restart_at:], start=restart_at):
         if i == relabel_after:
             _relabel_later(replay, later)
@@ -226,7 +226,7 @@ def _relabel_later(replay: Replay, keys: set[tuple[str, str]]) -> None:
     """The later chunks: contacts relabelled after some events were applied."""
     for kind, store in replay.stores.items():
         due = [key for key in store if (kind, key) in keys]
-        replay.partials.add(replay.intake.relabel_keys(kind, store, due, NOW))
+        replay.partials.add(replay.intake.relabel_keys(kind, store, due, NOW), "")
 
 
 def test_an_answer_naming_no_queue_is_counted_in_its_offer_s_queue() -> None:
@@ -284,3 +284,26 @@ def test_a_survey_stored_before_its_queue_was_kept_keeps_its_queue() -> None:
 def test_no_queue_series_exist_while_the_dimension_is_off() -> None:
     assert Queues().all_series() == []
     assert QUEUES.all_series() == ["queue:billing", "queue:other", "queue:tech"]
+
+
+def test_a_contact_in_one_queue_has_its_label_beside_its_facts_and_a_move_names_both() -> None:
+    """Stage 1 passes the queue label beside a contact's channel facts
+    (`Accepted.queue`), not written into each fact's series; only a move out of a
+    queue that already counted facts writes `<channel>\\x1f<queue>` series."""
+    intake = _intake(QUEUES)
+    store: dict[str, Any] = {}
+
+    def apply(name: str, minutes: int, **fields: Any) -> Accepted:
+        raw = encode(event(name, NOW - minutes * 60_000, "email", ticket_id="t1", **fields))
+        decoded = intake.read("cx.tickets", raw, NOW)
+        outcome = intake.apply("cx.tickets", decoded, store, NOW)  # type: ignore[arg-type]
+        assert isinstance(outcome, Accepted)
+        return outcome
+
+    created = apply("ticket.created", 30, queue="billing")
+    assert created.queue == "billing" and created.delta
+    assert {fact[0] for fact, _ in created.delta} == {"email"}
+    moved = apply("ticket.agent_replied", 20, queue="tech", agent_id="a1")
+    assert moved.queue == ""
+    series = {fact[0] for fact, sign in moved.delta if not fact[0].startswith("agent:")}
+    assert series == {f"email{SEP}billing", f"email{SEP}tech"}

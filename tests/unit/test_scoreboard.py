@@ -86,7 +86,7 @@ def test_fewer_windows_report_the_same_figures() -> None:
         for topic, ev in events:
             outcome = intake.process(topic, encode(ev), NOW, stores[topic])
             assert isinstance(outcome, Accepted), outcome
-            partials.add(outcome.delta)
+            partials.add(outcome.delta, outcome.queue)
     drained = partials.drain()
     assert any(s.startswith("queue:") for s in drained) and any(s.startswith("agent:") for s in drained)
     full = Scoreboard(timeline, NOW - 30 * MINUTE, settings.windows)
