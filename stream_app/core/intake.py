@@ -214,8 +214,10 @@ class Intake:
             if not fold(state, event, at_ms):
                 return DUPLICATE
             now_live = live(state, self.rules)
+            now_windowed = facts(state, self.rules)
             lifecycle.keep_live(state, now_live)
-            after = [*facts(state, self.rules), *now_live]
+            lifecycle.keep_windowed(state, now_windowed)
+            after = [*now_windowed, *now_live]
         queue_after = self._wanted_queue(kind, state)
         _store_label(state, queue_after)
         store[key] = state
@@ -250,13 +252,18 @@ class Intake:
         return self.queues.label(lifecycle.queue_of(kind, state)) if self.queues.enabled else ""
 
     def _counted_facts(self, kind: str, state: State) -> list[Fact]:
-        """The facts the contact's state adds now, live-queue facts as last emitted."""
+        """The facts the contact's state has counted, as they were counted: with the
+        judgments of the rules in force then (an SLA target or service-level threshold
+        changed since must not change what a later event retracts)."""
         if kind == "survey":
-            return lifecycle.survey_facts(state)
+            return lifecycle.survey_facts(state)  # judged by no rule
         if not state:
             return []
-        facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
-        return [*facts(state, self.rules), *lifecycle.emitted_live(state)]
+        windowed = lifecycle.counted_windowed(state)
+        if windowed is None:  # stored before the counted facts were kept
+            facts = lifecycle.ticket_facts if kind == "ticket" else lifecycle.chat_facts
+            windowed = facts(state, self.rules)
+        return [*windowed, *lifecycle.emitted_live(state)]
 
     def relabel_keys(
         self, kind: str, store: MutableMapping[str, State], keys: Iterable[str], now_ms: int

@@ -396,6 +396,24 @@ def emitted_live(state: State) -> list[Fact]:
     return [(str(c), int(t), str(k), 0, 0) for c, t, k in state.get("lv", [])]
 
 
+def counted_windowed(state: State) -> list[Fact] | None:
+    """The windowed facts last counted for this state (kept in it as "wf"), so a
+    later event retracts exactly what was counted even after the rules that judge
+    them changed (SLA targets, service-level thresholds, calendars, the FCR reopen
+    window). None: a state stored before they were kept (recompute them)."""
+    kept = state.get("wf")
+    if kept is None:
+        return None
+    return [(str(c), int(t), str(k), int(v), int(f)) for c, t, k, v, f in kept]
+
+
+def keep_windowed(state: State, facts: list[Fact]) -> None:
+    if facts:
+        state["wf"] = [list(f) for f in facts]
+    else:
+        state.pop("wf", None)
+
+
 def keep_live(state: State, live: list[Fact]) -> None:
     if live:
         state["lv"] = [[f[0], f[1], f[2]] for f in live]

@@ -1,0 +1,81 @@
+"""Configuration changed between restarts (SLA targets, service-level thresholds,
+calendars, the FCR reopen window, the queue list): a contact is judged under the
+rules in force at its latest accepted event, and every figure stays a figure of
+real contacts: what a later event retracts is exactly what was counted, never
+what today's rules would have counted (no negative count, no impossible ratio)."""
+
+from typing import Any
+
+from stream_app.core.intake import Intake
+from stream_app.core.lifecycle import LifecycleRules
+from stream_app.core.queues import Queues
+from stream_app.core.replay import Replay
+from stream_app.core.service_level import ServiceLevel
+from stream_app.core.sla import SlaTargets
+from stream_app.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
+from stream_app.core.windows import Timeline
+from tests.factories import encode, event
+from tests.unit.conftest import _SCHEMAS, CHANNELS, WINDOWS
+from tests.unit.test_order_independence import NOW, RULES
+
+
+def _intake(rules: LifecycleRules, queues: Queues) -> Intake:
+    return Intake(_SCHEMAS, CHANNELS, Timeline(WINDOWS), rules, queues=queues)
+
+
+def test_a_late_join_after_the_service_level_threshold_changed_retracts_what_was_counted() -> None:
+    """Found by a new-user trial: a chat counted under a 60 s threshold (answered at
+    45 s by a first agent message, no join event), the worker restarted with 30 s,
+    then the late `chat.agent_joined` at 20 s. The retraction must take out the
+    fact counted under 60 s (met), not one re-judged under 30 s (missed): before,
+    service level showed n = 2 for one chat, or nothing at all."""
+    start = NOW - 10 * MINUTE_MS
+    chat = {"chat_id": "x1"}
+    replay = Replay(_intake(LifecycleRules(), Queues()), NOW)
+    for name, at, extra in (
+        ("chat.started", start, {}),
+        ("chat.message", start + 45_000, {"sender": "agent"}),
+        ("chat.ended", start + 200_000, {"resolved": True}),
+    ):
+        replay.feed("cx.chats", encode(event(name, at, "chat", **chat, **extra)), NOW)
+    first = {s["window"]: s for s in replay.snapshots(NOW) if s["channel"] == "chat"}
+    assert first["15m"]["service_level"]["n"] == 1 and first["15m"]["service_level"]["value"] == 1.0
+
+    replay.restart(_intake(LifecycleRules(service_level=ServiceLevel(30_000)), Queues()), NOW)
+    replay.feed("cx.chats", encode(event("chat.agent_joined", start + 20_000, "chat", **chat)), NOW)
+    now = {s["window"]: s for s in replay.snapshots(NOW) if s["channel"] == "chat"}
+    assert now["15m"]["service_level"]["n"] == 1
+    assert now["15m"]["service_level"]["value"] == 1.0  # answered at 20 s: within 30 s
+
+
+def test_a_late_reply_after_the_sla_target_changed_retracts_what_was_counted() -> None:
+    """A ticket resolved in 3 h counted under an 8 h resolution target (met); the
+    target becomes 1 h and a late agent reply arrives: the ticket is now judged
+    under 1 h (missed), once, with nothing left of the old judgment."""
+    created = NOW - 5 * HOUR_MS
+    ticket = {"ticket_id": "t1"}
+    eight = SlaTargets(overrides={("*", "*", "resolution"): 8 * HOUR_MS})
+    one = SlaTargets(overrides={("*", "*", "resolution"): HOUR_MS})
+    replay = Replay(_intake(LifecycleRules(sla=eight), Queues()), NOW)
+    replay.feed("cx.tickets", encode(event("ticket.created", created, "email", **ticket)), NOW)
+    replay.feed("cx.tickets", encode(event("ticket.resolved", created + 3 * HOUR_MS, "email", **ticket)), NOW)
+    first = {s["window"]: s for s in replay.snapshots(NOW) if s["channel"] == "email"}
+    assert first["24h"]["sla_closed"]["resolution"]["n"] == 1
+    assert first["24h"]["sla_closed"]["resolution"]["value"] == 1.0
+
+    replay.restart(_intake(LifecycleRules(sla=one), Queues()), NOW)
+    reply = event("ticket.agent_replied", created + HOUR_MS, "email", **ticket)
+    replay.feed("cx.tickets", encode(reply), NOW)
+    now = {s["window"]: s for s in replay.snapshots(NOW) if s["channel"] == "email"}
+    assert now["24h"]["sla_closed"]["resolution"]["n"] == 1
+    assert now["24h"]["sla_closed"]["resolution"]["value"] == 0.0
+
+
+def test_the_counted_facts_survive_the_changelog_form() -> None:
+    """The counted facts are kept in the state as JSON lists and read back as facts."""
+    store: dict[str, Any] = {}
+    intake = _intake(RULES, Queues())
+    raw = encode(event("ticket.created", NOW - DAY_MS // 2, "email", ticket_id="t"))
+    decoded = intake.read("cx.tickets", raw, NOW)
+    intake.apply("cx.tickets", decoded, store, NOW)  # type: ignore[arg-type]
+    assert store["t"]["wf"] == [["email", NOW - DAY_MS // 2, "ticket_created", 0, 0]]
