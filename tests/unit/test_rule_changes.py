@@ -6,6 +6,10 @@ what today's rules would have counted (no negative count, no impossible ratio)."
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream_app.core import agents
 from stream_app.core.intake import Intake
 from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.queues import Queues
@@ -16,11 +20,67 @@ from stream_app.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
 from stream_app.core.windows import Timeline
 from tests.factories import encode, event
 from tests.unit.conftest import _SCHEMAS, CHANNELS, WINDOWS
-from tests.unit.test_order_independence import NOW, RULES
+from tests.unit.test_order_independence import NOW, RULES, _empty, streams
+
+#: What a restart may change: thresholds, targets, calendars, the FCR reopen window.
+RULE_SETS = [
+    RULES,
+    LifecycleRules(service_level=ServiceLevel(10 * MINUTE_MS, (("chat", 20_000),), 10 * MINUTE_MS)),
+    LifecycleRules(
+        sla=SlaTargets(
+            overrides={("*", "*", "first_response"): 30 * MINUTE_MS, ("*", "*", "resolution"): 2 * HOUR_MS}
+        ),
+        fcr_reopen_ms=HOUR_MS,
+        schedules=RULES.schedules,
+    ),
+]
+QUEUE_LISTS = [Queues(frozenset({"billing", "tech"})), Queues(frozenset({"billing"})), Queues()]
+NAMED = st.sampled_from(["billing", "tech", "vip", None])
+ID_FIELD = {"cx.tickets": "ticket_id", "cx.chats": "chat_id", "cx.surveys": "response_id"}
 
 
 def _intake(rules: LifecycleRules, queues: Queues) -> Intake:
     return Intake(_SCHEMAS, CHANNELS, Timeline(WINDOWS), rules, queues=queues)
+
+
+def _figures(replay: Replay) -> Any:
+    """Every row with something in it (a queue a contact left shows a row of zeros,
+    the same figures as no row), and the agents' tables."""
+    snapshots = {(s["channel"], s["window"]): s for s in replay.snapshots(NOW) if not _empty(s)}
+    views = [(k, w, agg) for k, wins in replay.scoreboard.agent_windows().items() for w, agg in wins.items()]
+    return snapshots, [agents.table(views, w, None) for w in ("15m", "1h", "24h", "today")]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.data())
+def test_a_contact_is_judged_by_the_rules_of_its_latest_event(records: Any, data: Any) -> None:
+    named = [(topic, {**ev, "queue": q} if (q := data.draw(NAMED)) else ev) for topic, ev in records]
+    split = data.draw(st.integers(0, len(named)))
+    before, after = data.draw(st.sampled_from(RULE_SETS)), data.draw(st.sampled_from(RULE_SETS))
+    queues_before = data.draw(st.sampled_from(QUEUE_LISTS))
+    queues_after = data.draw(st.sampled_from(QUEUE_LISTS))
+
+    got = Replay(_intake(before, queues_before), NOW)
+    for topic, ev in named[:split]:
+        got.feed(topic, encode(ev), NOW)
+    got.snapshots(NOW)
+    got.restart(_intake(after, queues_after), NOW)  # relabels every stored contact
+    rejudged: set[tuple[str, str]] = set()
+    for topic, ev in named[split:]:
+        if got.feed(topic, encode(ev), NOW) == "accepted":
+            rejudged.add((topic, str(ev[ID_FIELD[topic]])))
+
+    # The reference: each contact computed from scratch under the rules of its
+    # latest accepted event, in the queues configured now.
+    expected = Replay(_intake(before, queues_after), NOW)
+    for topic, ev in named:
+        if (topic, str(ev[ID_FIELD[topic]])) not in rejudged:
+            expected.feed(topic, encode(ev), NOW)
+    expected.intake = _intake(after, queues_after)
+    for topic, ev in named:
+        if (topic, str(ev[ID_FIELD[topic]])) in rejudged:
+            expected.feed(topic, encode(ev), NOW)
+    assert _figures(got) == _figures(expected)
 
 
 def test_a_late_join_after_the_service_level_threshold_changed_retracts_what_was_counted() -> None:
