@@ -308,6 +308,7 @@ class Worker:
         queues: int,
         app_id: str,
         index: int,
+        report_queues: bool = True,
     ) -> None:
         from stream_app.embedded_broker import free_port
 
@@ -324,7 +325,7 @@ class Worker:
             "STREAM_APP_CHANNELS": ",".join([*DEFAULT_CHANNELS, PROBE_CHANNEL]),
             "STREAM_APP_LOG_LEVEL": "warning",
         }
-        if queues:
+        if queues and report_queues:
             env["STREAM_APP_QUEUES"] = ",".join(bench_queues(queues))
         self.log = workdir / f"worker{suffix}.log"
         command = [sys.executable, "-m", "stream_app", "worker"]
@@ -510,6 +511,8 @@ class Report:
     service_vs_baseline: float
     store: str
     queues: int = 0
+    #: False (`--unreported-queues`): the events name `queues` queues, STREAM_APP_QUEUES is unset.
+    queues_reported: bool = True
     #: The Quix Streams peer (`--quix`); 0: not run.
     quix_events_per_s: float = 0
     service_vs_quix: float = 0.0
@@ -548,7 +551,16 @@ def run_bench(args: argparse.Namespace) -> Report:
             print(f"quix:     {f'{quix:,.0f} ev/s' if quix else quix_error}", flush=True)
         app_id = f"cx-bench-{uuid.uuid4().hex[:8]}"
         workers = [
-            Worker(bootstrap, broker_kind, workdir, args.store, args.queues, app_id, index)
+            Worker(
+                bootstrap,
+                broker_kind,
+                workdir,
+                args.store,
+                args.queues,
+                app_id,
+                index,
+                not args.unreported_queues,
+            )
             for index in range(args.workers)
         ]
         try:
@@ -586,6 +598,7 @@ def run_bench(args: argparse.Namespace) -> Report:
             service_vs_baseline=round(service.events_per_s / baseline, 1) if baseline == baseline else 0.0,
             store=args.store,
             queues=args.queues,
+            queues_reported=not args.unreported_queues,
             quix_events_per_s=round(quix),
             service_vs_quix=round(service.events_per_s / quix, 2) if quix else 0.0,
             quix_error=quix_error,
@@ -641,6 +654,12 @@ def _kafka_version(pom: Path) -> str:
     return found.group(1) if found else "?"
 
 
+def _queues_label(report: Report) -> str:
+    if not report.queues:
+        return ""
+    return f" {report.queues} queues{'' if report.queues_reported else ' (named, not reported)'},"
+
+
 def format_report(report: Report) -> str:
     mix = " / ".join(f"{share:.0%} {topic.split('.')[1]}" for topic, share in report.mix.items())
     p50 = "-" if report.latency_p50_ms is None else f"{report.latency_p50_ms:,.0f} ms"
@@ -658,7 +677,7 @@ def format_report(report: Report) -> str:
     )
     lines = [
         f"CX stream bench: {report.broker}, {report.events:,} events ({mix}), 9 channels,"
-        f"{f' {report.queues} queues,' if report.queues else ''} store {report.store}"
+        f"{_queues_label(report)} store {report.store}"
         f"{f', {report.workers} workers (RSS summed)' if report.workers > 1 else ''}",
         f"  1. limit     aiokafka consume + orjson decode         {report.limit_events_per_s:>10,} ev/s",
         f"  2. baseline  Faust, per-event tumbling-table update   {baseline}",
@@ -710,6 +729,13 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=0,
         help="spread contacts over N queues, all reported (STREAM_APP_QUEUES)",
+    )
+    bench.add_argument(
+        "--unreported-queues",
+        action="store_true",
+        help="with --queues: the events name the queues, but the worker does not report them "
+        "(STREAM_APP_QUEUES unset); the cost of per-queue reporting is the difference to the same "
+        "run without this flag",
     )
     bench.add_argument("--timeout", type=float, default=1800, help="give up on a contender after this (s)")
     bench.add_argument("--json", help="also write the figures to this file")

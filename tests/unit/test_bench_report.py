@@ -86,3 +86,11 @@ def test_a_skipped_baseline_says_so_instead_of_zero() -> None:
 def test_the_service_row_says_when_stage_1_had_counted_everything() -> None:
     service = next(line for line in format_report(report()).splitlines() if "3. service" in line)
     assert "(2.0 s; all counted by stage 1 after 1.5 s;" in service
+
+
+def test_the_header_says_whether_the_named_queues_are_reported() -> None:
+    reported = format_report(report(queues=10)).splitlines()[0]
+    named_only = format_report(report(queues=10, queues_reported=False)).splitlines()[0]
+    assert "9 channels, 10 queues, store" in reported
+    assert "9 channels, 10 queues (named, not reported), store" in named_only
+    assert "queues" not in format_report(report()).splitlines()[0]
