@@ -58,12 +58,19 @@ _SHARES = (
         "contained",
         "value",
     ),
+    ("cx_chats_ended", "Chats ended in the window (the n of abandoned and contained)", "abandoned", "n"),
     (
         "cx_service_level_ratio",
         "Share of chats answered within the service-level threshold among answered and abandoned"
         " (short abandons left out)",
         "service_level",
         "value",
+    ),
+    (
+        "cx_service_level_chats",
+        "Chats answered or abandoned in the window, short abandons left out (the n of service level)",
+        "service_level",
+        "n",
     ),
     (
         "cx_survey_response_ratio",
@@ -166,6 +173,12 @@ _SCORE_FAMILIES: tuple[tuple[str, str, str], ...] = (
         "cx_sla_attainment_closed_ratio",
         "gauge",
         "Share within the SLA target among answered (first response) / resolved tickets only",
+    ),
+    (
+        "cx_sla_contacts",
+        "gauge",
+        "Contacts judged against the SLA target in the window (the n of cx_sla_attainment_ratio:"
+        " answered / resolved ones and open tickets past their target)",
     ),
     ("cx_contacts", "gauge", "Tickets created / chats started in the window"),
     ("cx_open_tickets", "gauge", "Open tickets now (backlog)"),
@@ -272,6 +285,8 @@ class ScoreExposition:
                     share = snap[section][part]
                     if share["value"] is not None:
                         add(name, labels, share["value"])
+                if snap["sla"][part]["n"]:
+                    add("cx_sla_contacts", labels, snap["sla"][part]["n"])
             for field, labels in labelled.contacts:
                 if snap["volume"][field]:
                     add("cx_contacts", labels, snap["volume"][field])

@@ -195,6 +195,7 @@ def test_a_chat_the_bot_resolved_is_contained_not_abandoned_nor_an_fcr() -> None
     assert snap["chat_wait_seconds"]["n"] == 1
     text = Instruments(lambda: [snap]).exposition().decode()
     assert f'cx_contained_ratio{{channel="chat",window="15m"}} {1 / 3!r}' in text
+    assert 'cx_chats_ended{channel="chat",window="15m"} 3.0' in text  # the n of both shares
 
 
 def test_first_response_is_reported_per_kind_with_a_chat_target_in_seconds() -> None:
@@ -233,3 +234,7 @@ def test_first_response_is_reported_per_kind_with_a_chat_target_in_seconds() -> 
         'cx_sla_attainment_ratio{channel="chat",kind="ticket",target="first_response",window="15m"} 1.0'
         in text
     )
+    # each share's n beside it: 3 chats and 1 ticket judged against their targets
+    assert 'cx_sla_contacts{channel="chat",kind="chat",target="first_response",window="15m"} 3.0' in text
+    assert 'cx_sla_contacts{channel="chat",kind="ticket",target="first_response",window="15m"} 1.0' in text
+    assert 'cx_sla_contacts{channel="chat",kind="ticket",target="resolution"' not in text  # none resolved

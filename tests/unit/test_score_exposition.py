@@ -47,6 +47,12 @@ class _Reference(Collector):
             "Share within the SLA target among answered (first response) / resolved tickets only",
             [],
         )
+        judged = gauge(
+            "cx_sla_contacts",
+            "Contacts judged against the SLA target in the window (the n of cx_sla_attainment_ratio:"
+            " answered / resolved ones and open tickets past their target)",
+            [],
+        )
         contacts = gauge("cx_contacts", "Tickets created / chats started in the window", [])
         open_tickets = gauge("cx_open_tickets", "Open tickets now (backlog)", [])
         breaching = gauge(
@@ -87,6 +93,12 @@ class _Reference(Collector):
                             {**labelled, "target": target, "kind": kind},
                             float(snap[section][part]["value"]),
                         )
+                if snap["sla"][part]["n"]:
+                    judged.add_sample(
+                        judged.name,
+                        {**labelled, "target": target, "kind": kind},
+                        float(snap["sla"][part]["n"]),
+                    )
             for kind, field in (("ticket", "tickets"), ("chat", "chats")):
                 if snap["volume"][field]:
                     contacts.add_sample(
@@ -107,7 +119,7 @@ class _Reference(Collector):
                     live_families[name].add_sample(name, dim, float(live[field]))
         yield from shares.values()
         yield from summaries.values()
-        yield from (sla, closed, contacts, open_tickets, breaching, soon)
+        yield from (sla, closed, judged, contacts, open_tickets, breaching, soon)
         yield from live_families.values()
 
 

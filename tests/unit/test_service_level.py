@@ -10,6 +10,7 @@ from stream_app.core.lifecycle import LifecycleRules
 from stream_app.core.replay import Replay
 from stream_app.core.service_level import ServiceLevel, parse_service_level
 from stream_app.core.timeutil import parse_rfc3339_ms
+from stream_app.metrics import Instruments
 from tests.factories import encode, event, survey
 from tests.unit.conftest import make_intake
 
@@ -48,6 +49,9 @@ def test_service_level_worked_example() -> None:
     _chat(replay, "f", t0, ("chat.ended", t0 + 50_000, {"resolved": True}))
     level = _snap(replay)["service_level"]
     assert (level["value"], level["n"]) == (0.5, 4)
+    text = Instruments(lambda: [_snap(replay)]).exposition().decode()
+    assert 'cx_service_level_ratio{channel="all",window="15m"} 0.5' in text
+    assert 'cx_service_level_chats{channel="all",window="15m"} 4.0' in text  # its n beside it
 
 
 def test_service_level_thresholds_per_channel() -> None:
