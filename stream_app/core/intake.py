@@ -195,7 +195,7 @@ class Intake:
         event, at_ms, key = decoded.event, decoded.at_ms, decoded.entity_id
         state = store.get(key) or {}
         queue_before = self._reported_queue(kind, state)
-        roles_before = lifecycle.agents_of(kind, state) if self.agent_figures else {}
+        roles_before = lifecycle.agents_of(kind, state) if state and self._credited(state) else {}
         before = self._counted_facts(kind, state)
         if kind == "survey":
             if event["event_type"] == "survey.offered":
@@ -220,6 +220,7 @@ class Intake:
             after = [*now_windowed, *now_live]
         queue_after = self._wanted_queue(kind, state)
         _store_label(state, queue_after)
+        state["ac"] = int(self.agent_figures)
         store[key] = state
         queue = queue_after
         if queue_before == queue_after or not before:  # (nothing counted yet: nothing to move)
@@ -250,6 +251,15 @@ class Intake:
     def _wanted_queue(self, kind: str, state: State) -> str:
         """The label the configured queues give the contact now ('' without queues)."""
         return self.queues.label(lifecycle.queue_of(kind, state)) if self.queues.enabled else ""
+
+    def _credited(self, state: State) -> bool:
+        """Were the contact's facts credited to its agents when they were counted
+        (`ac`)? Only credits that were given are taken back: a contact counted while
+        agent figures were off credits nobody until its next event, and then its
+        agents get all of its facts. A state stored before `ac` was kept: as
+        configured now."""
+        flag = state.get("ac")
+        return self.agent_figures if flag is None else bool(flag)
 
     def _counted_facts(self, kind: str, state: State) -> list[Fact]:
         """The facts the contact's state has counted, as they were counted: with the
@@ -290,7 +300,7 @@ class Intake:
                 continue
             facts = self._counted_facts(kind, state)
             delta.extend(fact_delta(_in(facts, counted), _in(facts, wanted)))
-            roles = lifecycle.agents_of(kind, state) if self.agent_figures else {}
+            roles = lifecycle.agents_of(kind, state) if self._credited(state) else {}
             if roles:
                 delta.extend(
                     fact_delta(

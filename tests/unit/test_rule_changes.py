@@ -39,8 +39,8 @@ NAMED = st.sampled_from(["billing", "tech", "vip", None])
 ID_FIELD = {"cx.tickets": "ticket_id", "cx.chats": "chat_id", "cx.surveys": "response_id"}
 
 
-def _intake(rules: LifecycleRules, queues: Queues) -> Intake:
-    return Intake(_SCHEMAS, CHANNELS, Timeline(WINDOWS), rules, queues=queues)
+def _intake(rules: LifecycleRules, queues: Queues, agent_figures: bool = True) -> Intake:
+    return Intake(_SCHEMAS, CHANNELS, Timeline(WINDOWS), rules, queues=queues, agent_figures=agent_figures)
 
 
 def _figures(replay: Replay) -> Any:
@@ -59,24 +59,26 @@ def test_a_contact_is_judged_by_the_rules_of_its_latest_event(records: Any, data
     before, after = data.draw(st.sampled_from(RULE_SETS)), data.draw(st.sampled_from(RULE_SETS))
     queues_before = data.draw(st.sampled_from(QUEUE_LISTS))
     queues_after = data.draw(st.sampled_from(QUEUE_LISTS))
+    agents_before, agents_after = data.draw(st.booleans()), data.draw(st.booleans())
 
-    got = Replay(_intake(before, queues_before), NOW)
+    got = Replay(_intake(before, queues_before, agents_before), NOW)
     for topic, ev in named[:split]:
         got.feed(topic, encode(ev), NOW)
     got.snapshots(NOW)
-    got.restart(_intake(after, queues_after), NOW)  # relabels every stored contact
+    got.restart(_intake(after, queues_after, agents_after), NOW)  # relabels every stored contact
     rejudged: set[tuple[str, str]] = set()
     for topic, ev in named[split:]:
         if got.feed(topic, encode(ev), NOW) == "accepted":
             rejudged.add((topic, str(ev[ID_FIELD[topic]])))
 
     # The reference: each contact computed from scratch under the rules of its
-    # latest accepted event, in the queues configured now.
-    expected = Replay(_intake(before, queues_after), NOW)
+    # latest accepted event, in the queues configured now, credited to its agents
+    # when agent figures were on at that event.
+    expected = Replay(_intake(before, queues_after, agents_before), NOW)
     for topic, ev in named:
         if (topic, str(ev[ID_FIELD[topic]])) not in rejudged:
             expected.feed(topic, encode(ev), NOW)
-    expected.intake = _intake(after, queues_after)
+    expected.intake = _intake(after, queues_after, agents_after)
     for topic, ev in named:
         if (topic, str(ev[ID_FIELD[topic]])) in rejudged:
             expected.feed(topic, encode(ev), NOW)
@@ -129,6 +131,34 @@ def test_a_late_reply_after_the_sla_target_changed_retracts_what_was_counted() -
     now = {s["window"]: s for s in replay.snapshots(NOW) if s["channel"] == "email"}
     assert now["24h"]["sla_closed"]["resolution"]["n"] == 1
     assert now["24h"]["sla_closed"]["resolution"]["value"] == 0.0
+
+
+def test_turning_agent_figures_on_takes_back_no_credit_that_was_never_given() -> None:
+    """A ticket resolved first time by ann while agent figures were off; the worker
+    restarts with them on and the ticket is reopened. The reopening must not take an
+    FCR credit from ann that she was never given (before: ann's fcr_ok was -1, which
+    would have shown her next first-contact resolutions as 0 of 1): her figures now
+    hold the whole ticket, reopened, once."""
+    created = NOW - 20 * MINUTE_MS
+    ticket = {"ticket_id": "t1"}
+    replay = Replay(_intake(RULES, Queues(), agent_figures=False), NOW)
+    replay.feed("cx.tickets", encode(event("ticket.created", created, "email", **ticket)), NOW)
+    for name, offset in (("ticket.agent_replied", MINUTE_MS), ("ticket.resolved", 2 * MINUTE_MS)):
+        replay.feed(
+            "cx.tickets", encode(event(name, created + offset, "email", **ticket, agent_id="ann")), NOW
+        )
+    replay.snapshots(NOW)
+    replay.restart(_intake(RULES, Queues(), agent_figures=True), NOW)
+    replay.feed(
+        "cx.tickets", encode(event("ticket.reopened", created + 3 * MINUTE_MS, "email", **ticket)), NOW
+    )
+    replay.snapshots(NOW)
+    counts = {k: w["1h"].counts for k, w in replay.scoreboard.agent_windows().items()}
+    assert all(n >= 0 for figures in counts.values() for n in figures.values()), counts
+    _, tables = _figures(replay)
+    (ann,) = tables[1]  # 1h
+    assert (ann["agent_id"], ann["resolved_contacts"], ann["first_responses"]) == ("ann", 1, 1)
+    assert (ann["fcr"]["value"], ann["fcr"]["n"]) == (0.0, 1)  # reopened: not first-contact
 
 
 def test_the_counted_facts_survive_the_changelog_form() -> None:
