@@ -559,7 +559,7 @@ def run_bench(args: argparse.Namespace) -> Report:
                 args.queues,
                 app_id,
                 index,
-                not args.unreported_queues,
+                report_queues=not args.unreported_queues,
             )
             for index in range(args.workers)
         ]
